@@ -1,0 +1,7 @@
+//! officemesh: a peer-to-peer smart office.
+//!
+//! See `ARCHITECTURE.md` for the map of the modules.
+
+pub mod sim;
+pub mod state;
+pub mod wire;
