@@ -31,7 +31,9 @@ fn main() {
     println!(
         "{SENSORS_PER_NODE} sensors per node, {ROUNDS} s of office life, deltas pushed every 1 s to every peer, digest sync with one random peer every 10 s\n"
     );
-    println!("| nodes | workload | readings | delta push B | sync B | delta+sync B/reading | full state B/reading | full state / delta |");
+    println!(
+        "| nodes | workload | readings | delta push B | sync B | delta+sync B/reading | full state B/reading | full state / delta |"
+    );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     for workload in &workloads {
         for nodes in NODE_COUNTS {

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use officemesh::sim::{self, SimConfig};
 
@@ -52,7 +52,9 @@ struct SimArgs {
 }
 
 fn probability(text: &str) -> Result<f64, String> {
-    let value: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
     if (0.0..=1.0).contains(&value) {
         Ok(value)
     } else {
@@ -105,11 +107,13 @@ fn run_sim(args: &SimArgs) -> Result<()> {
 }
 
 fn run_many(first: u64, count: u64) -> Result<()> {
-    println!("running {count} seeds from {first}, each office drawn from its seed (as the test suite does)");
+    println!(
+        "running {count} seeds from {first}, each office drawn from its seed (as the test suite does)"
+    );
     let reports = sim::run_seeds(first, count)?;
-    let (bytes, readings): (u64, u64) = reports
-        .iter()
-        .fold((0, 0), |(b, r), report| (b + report.bytes(), r + report.readings_written));
+    let (bytes, readings): (u64, u64) = reports.iter().fold((0, 0), |(b, r), report| {
+        (b + report.bytes(), r + report.readings_written)
+    });
     for (nodes, (runs, worst)) in sim::summarize(&reports) {
         println!(
             "  {nodes:>3} nodes: {runs:>5} runs, all identical, at most {worst} sync round(s) to converge (bound {})",
@@ -134,7 +138,10 @@ fn describe(config: &SimConfig) -> String {
         faults.push(format!("duplicates {:.0}%", config.duplicate * 100.0));
     }
     if config.max_delay_rounds > 0 {
-        faults.push(format!("delays up to {} s (reordering)", config.max_delay_rounds));
+        faults.push(format!(
+            "delays up to {} s (reordering)",
+            config.max_delay_rounds
+        ));
     }
     if config.partitions {
         faults.push("partitions".into());

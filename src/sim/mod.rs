@@ -23,8 +23,8 @@ pub use self::rng::SimRng;
 use self::workload::Workload;
 use crate::{
     state::{
-        Alert, Binding, CausalContext, Delta, Dot, Entry, NodeId, NodeInfo, Reading, Replica,
-        Sighting, Store, Target, MIN_PLAUSIBLE_WALL_MS,
+        Alert, Binding, CausalContext, Delta, Dot, Entry, MIN_PLAUSIBLE_WALL_MS, NodeId, NodeInfo,
+        Reading, Replica, Sighting, Store, Target,
     },
     wire,
 };
@@ -172,11 +172,20 @@ impl SimReport {
 
 impl fmt::Display for SimReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "seed {}: {} nodes, {} rounds of activity", self.seed, self.nodes, self.active_rounds)?;
+        writeln!(
+            f,
+            "seed {}: {} nodes, {} rounds of activity",
+            self.seed, self.nodes, self.active_rounds
+        )?;
         writeln!(
             f,
             "  writes {} ({} readings), crashes {}, partitions {}, forged entries {} (rejected {})",
-            self.writes, self.readings_written, self.crashes, self.partitions, self.forgeries_sent, self.rejections
+            self.writes,
+            self.readings_written,
+            self.crashes,
+            self.partitions,
+            self.forgeries_sent,
+            self.rejections
         )?;
         writeln!(
             f,
@@ -203,7 +212,11 @@ impl fmt::Display for SimReport {
             "  converged after {} sync round(s) ({} s simulated): {}; final state {} entries, {} dots seen, {} expired on the way",
             self.converge_rounds,
             self.converge_rounds * ROUND_MS / 1000,
-            if self.identical { "every replica identical" } else { "REPLICAS DIFFER" },
+            if self.identical {
+                "every replica identical"
+            } else {
+                "REPLICAS DIFFER"
+            },
             self.final_entries,
             self.final_dots,
             self.expired
@@ -244,7 +257,10 @@ enum Body {
     Push(Vec<u8>),
     /// "Here is my digest": answered with what the sender lacks and the answerer's digest.
     SyncRequest(Vec<u8>),
-    SyncResponse { delta: Vec<u8>, digest: Vec<u8> },
+    SyncResponse {
+        delta: Vec<u8>,
+        digest: Vec<u8>,
+    },
     /// The last leg of a sync: what the answerer lacks.
     SyncFinal(Vec<u8>),
 }
@@ -386,8 +402,14 @@ impl Sim {
         if self.sides.is_some() && round >= self.heal_at {
             self.sides = None;
         }
-        if self.config.partitions && self.sides.is_none() && self.nodes.len() > 1 && self.rng.chance(0.03) {
-            let mut sides: Vec<bool> = (0..self.nodes.len()).map(|_| self.rng.chance(0.5)).collect();
+        if self.config.partitions
+            && self.sides.is_none()
+            && self.nodes.len() > 1
+            && self.rng.chance(0.03)
+        {
+            let mut sides: Vec<bool> = (0..self.nodes.len())
+                .map(|_| self.rng.chance(0.5))
+                .collect();
             // Make sure both sides have someone.
             sides[0] = true;
             sides[1] = false;
@@ -413,8 +435,9 @@ impl Sim {
     }
 
     fn restart(&mut self, index: usize) -> Result<(), SimFailure> {
-        let snapshot = wire::decode_snapshot(&self.nodes[index].saved)
-            .map_err(|error| self.fail(format!("node {index} cannot read its own save: {error}")))?;
+        let snapshot = wire::decode_snapshot(&self.nodes[index].saved).map_err(|error| {
+            self.fail(format!("node {index} cannot read its own save: {error}"))
+        })?;
         let mut replica = Replica::restore(snapshot, self.config.retention_ms);
         if replica.seq() < self.nodes[index].last_seq {
             return Err(self.fail(format!(
@@ -439,7 +462,13 @@ impl Sim {
         let physical_ms = self.nodes[index].physical_ms(round);
         let deltas = self
             .workload
-            .writes(index, round, physical_ms, &mut self.nodes[index].replica, &mut self.report)
+            .writes(
+                index,
+                round,
+                physical_ms,
+                &mut self.nodes[index].replica,
+                &mut self.report,
+            )
             .map_err(|error| self.fail(format!("node {index} could not write: {error}")))?;
         for delta in deltas {
             for (_, dot) in delta.store.dots() {
@@ -452,7 +481,9 @@ impl Sim {
         if self.config.forgeries && self.nodes.len() > 1 && self.rng.chance(0.05) {
             let victim = self.random_peer(index);
             let victim_id = self.nodes[victim].id.clone();
-            let forged = self.workload.forge(&self.nodes[index].replica, &victim_id, physical_ms);
+            let forged = self
+                .workload
+                .forge(&self.nodes[index].replica, &victim_id, physical_ms);
             self.report.forgeries_sent += forged.store.len() as u64;
             // A forged delta travels like any other; its author does not merge it.
             self.nodes[index].pending.join(&forged);
@@ -506,10 +537,20 @@ impl Sim {
             self.report.messages_duplicated += 1;
             let deliver_at = self.round + self.rng.below(self.config.max_delay_rounds + 1);
             let body = body.duplicate();
-            self.in_flight.push(Message { from, to, deliver_at, body });
+            self.in_flight.push(Message {
+                from,
+                to,
+                deliver_at,
+                body,
+            });
         }
         let deliver_at = self.round + self.rng.below(self.config.max_delay_rounds + 1);
-        self.in_flight.push(Message { from, to, deliver_at, body });
+        self.in_flight.push(Message {
+            from,
+            to,
+            deliver_at,
+            body,
+        });
     }
 
     /// Delivers, in random order, every message due this round. Answers sent while
@@ -534,7 +575,14 @@ impl Sim {
                     let delta = wire::encode_delta(&node.missing_for(&digest));
                     let mine = wire::encode_digest(&node.digest());
                     self.report.sync_bytes += (delta.len() + mine.len()) as u64;
-                    self.send(to, from, Body::SyncResponse { delta, digest: mine });
+                    self.send(
+                        to,
+                        from,
+                        Body::SyncResponse {
+                            delta,
+                            digest: mine,
+                        },
+                    );
                 }
                 Body::SyncResponse { delta, digest } => {
                     self.receive(to, from, &delta)?;
@@ -549,14 +597,18 @@ impl Sim {
     }
 
     fn decode_digest(&self, at: usize, bytes: &[u8]) -> Result<crate::state::Digest, SimFailure> {
-        wire::decode_digest(bytes).map_err(|error| self.fail(format!("node {at} got an undecodable digest: {error}")))
+        wire::decode_digest(bytes)
+            .map_err(|error| self.fail(format!("node {at} got an undecodable digest: {error}")))
     }
 
     fn receive(&mut self, to: usize, from: usize, bytes: &[u8]) -> Result<(), SimFailure> {
         let decoded = wire::decode_delta(bytes)
             .map_err(|error| self.fail(format!("node {to} got an undecodable delta: {error}")))?;
         if !decoded.rejected.is_empty() {
-            return Err(self.fail(format!("valid entries dropped by the decoder: {:?}", decoded.rejected)));
+            return Err(self.fail(format!(
+                "valid entries dropped by the decoder: {:?}",
+                decoded.rejected
+            )));
         }
         let sender = self.nodes[from].id.clone();
         let round = self.round;
@@ -568,7 +620,10 @@ impl Sim {
             if rejection.sender != sender {
                 return Err(self.fail(format!("rejection names the wrong sender: {rejection}")));
             }
-            if !matches!(rejection.reason, crate::state::RejectReason::NotOwner { .. }) {
+            if !matches!(
+                rejection.reason,
+                crate::state::RejectReason::NotOwner { .. }
+            ) {
                 return Err(self.fail(format!("honest entry rejected: {rejection}")));
             }
         }
@@ -577,7 +632,9 @@ impl Sim {
     }
 
     fn separated(&self, a: usize, b: usize) -> bool {
-        self.sides.as_ref().is_some_and(|sides| sides[a] != sides[b])
+        self.sides
+            .as_ref()
+            .is_some_and(|sides| sides[a] != sides[b])
     }
 
     fn check_invariants(&mut self) -> Result<(), SimFailure> {
@@ -599,7 +656,9 @@ impl Sim {
                     return Err(self.fail(format!("node {index}: holds {dot} outside its context")));
                 }
                 if !node.last_alive.contains(dot) && node.last_context.contains(dot) {
-                    return Err(self.fail(format!("node {index}: {dot} came back after it was dropped")));
+                    return Err(self.fail(format!(
+                        "node {index}: {dot} came back after it was dropped"
+                    )));
                 }
             }
             if let Some(message) = owner_violation(replica.store()) {
@@ -648,7 +707,8 @@ impl Sim {
             }
             rounds += 1;
             self.round += 1;
-            let distance = 1usize << ((rounds - 1) % u64::from(usize::BITS - count.leading_zeros()).max(1));
+            let distance =
+                1usize << ((rounds - 1) % u64::from(usize::BITS - count.leading_zeros()).max(1));
             for index in 0..count {
                 let peer = (index + distance) % count;
                 if peer != index {
@@ -733,9 +793,11 @@ fn alive_dots(store: &Store) -> HashSet<Dot> {
 fn owner_violation(store: &Store) -> Option<String> {
     fn part<E: Entry>(map: &crate::state::DotMap<E>) -> Option<String> {
         map.iter().find_map(|(key, dot, _)| match E::owner(key) {
-            Some(owner) if *owner != dot.writer => {
-                Some(format!("holds a {} of {owner} written by {}", E::PART, dot.writer))
-            }
+            Some(owner) if *owner != dot.writer => Some(format!(
+                "holds a {} of {owner} written by {}",
+                E::PART,
+                dot.writer
+            )),
             _ => None,
         })
     }

@@ -131,7 +131,11 @@ impl Workload {
             report.readings_written += 1;
         }
         if (round + index as u64) % SCAN_INTERVAL_ROUNDS == 0 {
-            for device in self.devices.iter_mut().filter(|device| device.near == index) {
+            for device in self
+                .devices
+                .iter_mut()
+                .filter(|device| device.near == index)
+            {
                 if self.rng.chance(0.1) {
                     device.present = !device.present;
                 }
@@ -169,7 +173,14 @@ impl Workload {
             let room = self.rooms[rng.index(self.rooms.len())].clone();
             let value = 19.0 + rng.below(8) as f64 * 0.5;
             let person = self.people[rng.index(self.people.len())].clone();
-            deltas.push(replica.set_target(room, Quantity::Temperature, value, "°C", person, physical_ms)?);
+            deltas.push(replica.set_target(
+                room,
+                Quantity::Temperature,
+                value,
+                "°C",
+                person,
+                physical_ms,
+            )?);
         }
         if rng.chance(0.02) {
             let name = AlertName::new(&format!("alert-{}", rng.below(3))).expect("valid alert id");
@@ -179,7 +190,13 @@ impl Workload {
                     self.rooms[index]
                 ))
                 .expect("valid message");
-                replica.raise_alert(name, self.rooms[index].clone(), Quantity::Temperature, message, physical_ms)?
+                replica.raise_alert(
+                    name,
+                    self.rooms[index].clone(),
+                    Quantity::Temperature,
+                    message,
+                    physical_ms,
+                )?
             } else {
                 match replica.clear_alert(name, physical_ms) {
                     Err(WriteError::UnknownAlert(_)) => return Ok(()),

@@ -37,14 +37,28 @@ fn every_seed_converges_with_its_invariants_kept() {
             .flat_map(|worker| worker.join().expect("a simulator thread panicked"))
             .collect()
     });
-    assert!(failures.is_empty(), "{} of {count} seeds failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn a_seed_replays_exactly() {
     let run = |seed| sim::run(&SimConfig::from_seed(seed)).expect("seed converges");
     let (a, b, c) = (run(7), run(7), run(8));
-    let key = |r: &sim::SimReport| (r.nodes, r.messages_sent, r.messages_lost, r.bytes(), r.writes, r.crashes);
+    let key = |r: &sim::SimReport| {
+        (
+            r.nodes,
+            r.messages_sent,
+            r.messages_lost,
+            r.bytes(),
+            r.writes,
+            r.crashes,
+        )
+    };
     assert_eq!(key(&a), key(&b));
     assert_ne!(key(&a), key(&c));
 }
@@ -56,12 +70,18 @@ fn the_faults_are_really_injected() {
     let reports = sim::run_seeds(0, 40).expect("seeds converge");
     let total = |f: fn(&sim::SimReport) -> u64| reports.iter().map(f).sum::<u64>();
     assert!(total(|r| r.messages_lost) > 0, "no message was lost");
-    assert!(total(|r| r.messages_duplicated) > 0, "no message was duplicated");
+    assert!(
+        total(|r| r.messages_duplicated) > 0,
+        "no message was duplicated"
+    );
     assert!(total(|r| r.crashes) > 0, "no node crashed");
     assert!(total(|r| r.partitions) > 0, "the office never split");
     assert!(total(|r| r.expired) > 0, "nothing expired");
     assert!(total(|r| r.forgeries_sent) > 0, "nothing was forged");
-    assert!(total(|r| r.rejections) > 0, "forged entries were never rejected");
+    assert!(
+        total(|r| r.rejections) > 0,
+        "forged entries were never rejected"
+    );
 }
 
 #[test]
@@ -73,6 +93,12 @@ fn a_failure_names_its_seed_and_how_to_replay_it() {
         message: "example".into(),
     };
     let text = failure.to_string();
-    assert!(text.contains("seed 42 failed in round 3: example"), "{text}");
-    assert!(text.contains("cargo run --release -- sim --replay --seed 42"), "{text}");
+    assert!(
+        text.contains("seed 42 failed in round 3: example"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cargo run --release -- sim --replay --seed 42"),
+        "{text}"
+    );
 }
