@@ -245,11 +245,16 @@ impl fmt::Display for SimFailure {
 
 impl std::error::Error for SimFailure {}
 
-/// How many sync rounds the healed office may need: pairing each node with the node 2^r
-/// places on spreads everything in ceil(log2 N) rounds; two more absorb removals that the
-/// exchange itself triggers (an entry expiring once a lagging clock is pulled forward).
+/// How many sync rounds the healed office may need. Pairing each node with the node 2^r
+/// places on spreads everything in ceil(log2 N) rounds. An old entry can take that long to
+/// reach the node with the fastest clock, which finds it expired and drops it; that removal
+/// then takes as long again to reach everyone: 2 ceil(log2 N), plus one round of slack.
 pub fn converge_bound(nodes: usize) -> u64 {
-    u64::from(usize::BITS - (nodes.max(1) - 1).leading_zeros()) + 2
+    2 * log2_ceil(nodes) + 1
+}
+
+fn log2_ceil(n: usize) -> u64 {
+    u64::from(usize::BITS - n.max(1).saturating_sub(1).leading_zeros())
 }
 
 enum Body {
@@ -705,10 +710,9 @@ impl Sim {
                     self.describe_difference()
                 )));
             }
+            // Simulated time stands still here, so no new expiry joins the exchange.
             rounds += 1;
-            self.round += 1;
-            let distance =
-                1usize << ((rounds - 1) % u64::from(usize::BITS - count.leading_zeros()).max(1));
+            let distance = 1usize << ((rounds - 1) % log2_ceil(count).max(1));
             for index in 0..count {
                 let peer = (index + distance) % count;
                 if peer != index {
@@ -758,12 +762,21 @@ impl Sim {
             .enumerate()
             .filter(|(_, node)| node.replica.state() != first.state())
             .map(|(index, node)| {
+                let mine = alive_dots(node.replica.store());
+                let theirs = alive_dots(first.store());
+                let only_here: Vec<String> = mine.difference(&theirs).map(|dot| {
+                    let seen = if first.context().contains(dot) { "seen" } else { "unseen" };
+                    format!("{dot} ({seen} by node 0)")
+                }).collect();
+                let only_first: Vec<String> = theirs.difference(&mine).map(ToString::to_string).collect();
                 format!(
-                    "node {index} has {} entries / {} dots, node 0 has {} / {}",
+                    "node {index} has {} entries / {} dots, node 0 has {} / {}; only on node {index}: {}; only on node 0: {}",
                     node.replica.store().len(),
                     node.replica.context().count(),
                     first.store().len(),
-                    first.context().count()
+                    first.context().count(),
+                    only_here.join(", "),
+                    only_first.join(", ")
                 )
             })
             .collect::<Vec<_>>()

@@ -160,7 +160,7 @@ impl Workload {
         deltas: &mut Vec<Delta>,
     ) -> Result<(), WriteError> {
         let rng = &mut self.rng;
-        if rng.chance(0.03) {
+        if !self.devices.is_empty() && rng.chance(0.03) {
             let person = self.people[rng.index(self.people.len())].clone();
             let mac = self.devices[rng.index(self.devices.len())].mac;
             deltas.push(if rng.chance(0.6) {

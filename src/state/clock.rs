@@ -111,10 +111,17 @@ impl Clock {
         }
     }
 
-    /// The current time as this replica knows it: its plausible physical clock or, if later,
-    /// the newest stamp it has seen. Expiry is judged against this.
+    /// The current time as this replica knows it: its own physical clock while that is
+    /// plausible, else the newest stamp it has seen. Expiry is judged against this. It does not
+    /// follow peers' stamps when the own clock is sane, so hearing from a node whose clock
+    /// runs fast does not make this node expire entries early: expiry stays a local decision
+    /// from local time, and the earliest one reaches everyone through sync anyway.
     pub fn now_ms(&self, physical_ms: u64) -> u64 {
-        plausible(physical_ms).max(self.last.wall_ms)
+        if physical_ms < MIN_PLAUSIBLE_WALL_MS {
+            self.last.wall_ms
+        } else {
+            physical_ms
+        }
     }
 
     fn next_after_last(&self) -> Hlc {
