@@ -1,4 +1,7 @@
 //! The one integration-test binary: tests at the boundaries of the crate.
 
+mod office;
 mod purity;
 mod state_laws;
+mod state_rules;
+mod state_sync;
