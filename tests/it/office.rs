@@ -470,6 +470,14 @@ impl Office {
                     "dot {} issued twice",
                     dots[0]
                 );
+                // A write replaces every write its replica held at the key.
+                let store = replica.store();
+                check_only_write::<NodeInfo>(store, &delta);
+                check_only_write::<Reading>(store, &delta);
+                check_only_write::<Sighting>(store, &delta);
+                check_only_write::<Binding>(store, &delta);
+                check_only_write::<Target>(store, &delta);
+                check_only_write::<Alert>(store, &delta);
                 self.stats.writes += 1;
                 self.in_flight.push((replica.id().clone(), delta.clone()));
                 self.deltas.push(delta);
@@ -528,5 +536,22 @@ impl Office {
                 assert!(dots.insert(dot), "{replica} holds {dot} twice");
             }
         }
+    }
+}
+
+/// Asserts that each write of `delta` in part `E` is the only one `store` holds at its key.
+fn check_only_write<E: Entry>(store: &Store, delta: &Delta) {
+    for (key, dot, _) in E::part(&delta.store).iter() {
+        let held: Vec<&Dot> = E::part(store)
+            .get(key)
+            .into_iter()
+            .flat_map(|writes| writes.keys())
+            .collect();
+        assert_eq!(
+            held,
+            vec![dot],
+            "{} {key:?}: a write left others beside it",
+            E::PART
+        );
     }
 }
