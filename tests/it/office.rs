@@ -400,6 +400,17 @@ impl Office {
             .collect()
     }
 
+    /// One round of digest sync: each node in turn pulls from every other, after which every
+    /// replica has every write any of them had.
+    pub fn sync_all(&mut self) {
+        let nodes = self.replicas.len() as u8;
+        for to in 0..nodes {
+            for from in 0..nodes {
+                self.step(&Op::Sync { from, to });
+            }
+        }
+    }
+
     pub fn step(&mut self, op: &Op) {
         match op {
             Op::Write { node, write } => self.write(self.node(*node), write),

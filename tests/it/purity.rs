@@ -38,6 +38,7 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("dbg!", "printing"),
     ("stdout", "printing"),
     ("stderr", "printing"),
+    ("stdin", "reading the terminal"),
 ];
 
 fn is_ident(c: char) -> bool {
@@ -204,6 +205,15 @@ fn the_state_core_does_no_io() {
     let mut found = Vec::new();
     for file in &files {
         let source = std::fs::read_to_string(file).unwrap();
+        // The scanner must see the code, not mistake it for a comment.
+        let code = code_lines(&source).concat();
+        assert!(
+            code.contains("fn ") && code.len() * 4 > source.len(),
+            "{}: the scanner sees only {} of {} bytes as code",
+            file.display(),
+            code.len(),
+            source.len()
+        );
         for violation in violations(&source) {
             found.push(format!("{}: {violation}", file.display()));
         }

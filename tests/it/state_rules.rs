@@ -438,12 +438,15 @@ fn invalid_values_are_rejected() {
             forge(delta, key, forged, reading);
         })
     };
-    check_rejected(
-        humid(150.0),
-        Part::Readings,
-        forged.clone(),
-        |reason| matches!(reason, RejectReason::Invalid(InvalidValue::OutOfRange { quantity: Quantity::Humidity, value, .. }) if *value == 150.0),
-    );
+    check_rejected(humid(150.0), Part::Readings, forged.clone(), |reason| {
+        let RejectReason::Invalid(InvalidValue::OutOfRange {
+            quantity, value, ..
+        }) = reason
+        else {
+            return false;
+        };
+        *quantity == Quantity::Humidity && *value == 150.0
+    });
     check_rejected(humid(f64::NAN), Part::Readings, forged.clone(), |reason| {
         matches!(
             reason,

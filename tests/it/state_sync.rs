@@ -100,11 +100,15 @@ fn check_sync(office: &Office, a: usize, b: usize) {
     assert_eq!(report.rejected, vec![]);
     // Merging drops what has expired by now, and so does a joined state held at this time.
     expected.expire(a.now_ms(physical_ms), a.retention_ms());
-    assert_eq!(a.state(), &expected, "the answer is not b's whole state");
+    assert_eq!(
+        a.state(),
+        &expected,
+        "a with b's answer is not a joined with b"
+    );
     assert_eq!(
         a.state(),
         whole.state(),
-        "the answer is not b's whole state"
+        "a with b's answer is not a with b's whole state"
     );
     assert!(a.context().includes(b.context()));
 
@@ -119,7 +123,11 @@ fn check_sync(office: &Office, a: usize, b: usize) {
     // A second exchange has nothing left to send.
     for (from, to) in [(&a, &b), (&b, &a)] {
         let answer = from.missing_for(&to.digest());
-        assert!(answer.is_empty(), "{from} still sends {answer:?} to {to}");
+        assert_eq!(
+            answer,
+            Delta::default(),
+            "{from} still sends something to {to}"
+        );
     }
 }
 
@@ -144,16 +152,12 @@ proptest! {
         history in history(Shape::SHARED_CLOCK),
     ) {
         let mut office = Office::run(&history);
-        let nodes = office.replicas.len() as u8;
-        for to in 0..nodes {
-            for from in 0..nodes {
-                office.step(&crate::office::Op::Sync { from, to });
-            }
-        }
-        // Also the nodes restored from a save, which refuse to write until they save.
+        office.sync_all();
+        // Every replica, also one restarted and not saved since, holds the same state.
         let first = office.replicas[0].state();
         for replica in &office.replicas {
-            assert_eq!(replica.state(), first, "{replica} differs from {}", office.replicas[0]);
+            let differs = format!("{replica} differs from {}", office.replicas[0]);
+            assert_eq!(replica.state(), first, "{differs}");
         }
     }
 
@@ -164,12 +168,7 @@ proptest! {
         history in history(Shape::ROUGH),
     ) {
         let mut office = Office::run(&history);
-        let nodes = office.replicas.len() as u8;
-        for to in 0..nodes {
-            for from in 0..nodes {
-                office.step(&crate::office::Op::Sync { from, to });
-            }
-        }
+        office.sync_all();
         let now_ms = (0..office.replicas.len())
             .map(|index| office.replicas[index].now_ms(office.physical_ms(index)))
             .max()
@@ -184,7 +183,8 @@ proptest! {
             })
             .collect();
         for (state, replica) in expired.iter().zip(&office.replicas) {
-            assert_eq!(state, &expired[0], "{replica} differs from {}", office.replicas[0]);
+            let differs = format!("{replica} differs from {}", office.replicas[0]);
+            assert_eq!(state, &expired[0], "{differs}");
         }
     }
 
@@ -199,7 +199,8 @@ proptest! {
         let office = Office::run(&history);
         let physical_ms = office.time_ms;
         let deliver = |order: &mut dyn Iterator<Item = &Delta>| {
-            let mut observer = Replica::new(NodeId::new("observer").unwrap(), office.retention_ms);
+            let observer_id = NodeId::new("observer").unwrap();
+            let mut observer = Replica::new(observer_id, office.retention_ms);
             for delta in order {
                 let report = observer.merge(delta.clone(), &node_id(0), physical_ms);
                 assert_eq!(report.rejected, vec![]);
@@ -254,14 +255,14 @@ proptest! {
             for (index, replica) in office.replicas.iter().enumerate() {
                 let held_now = held(replica);
                 for dot in &held_now {
-                    assert!(
-                        held_before[index].contains(dot) || !seen_before[index].contains(dot),
-                        "{replica} holds again {dot}, which it had seen and not held, after {op:?}"
-                    );
+                    let held = held_before[index].contains(dot);
+                    let seen = seen_before[index].contains(dot);
+                    assert!(held || !seen, "{replica} holds {dot} again after {op:?}");
                 }
                 // What a replica has seen only grows, but for a crash.
                 let seen_now = seen(replica);
-                assert!(seen_now.is_superset(&seen_before[index]), "{replica} forgot a dot after {op:?}");
+                let forgot = !seen_now.is_superset(&seen_before[index]);
+                assert!(!forgot, "{replica} forgot a dot after {op:?}");
                 seen_before[index] = seen_now;
                 held_before[index] = held_now;
             }
