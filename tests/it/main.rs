@@ -1,5 +1,8 @@
 //! The one integration-test binary: tests at the boundaries of the crate.
 
+mod office;
 mod purity;
 mod sim;
 mod state_laws;
+mod state_rules;
+mod state_sync;
