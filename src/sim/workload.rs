@@ -212,7 +212,7 @@ impl Workload {
     /// may write. Its dots are far above anything the forger writes honestly.
     pub fn forge(&mut self, forger: &Replica, victim: &NodeId, _physical_ms: u64) -> Delta {
         self.forged += 1;
-        let dot = Dot::new(forger.id().clone(), (1 << 62) + self.forged);
+        let dot = Dot::new(forger.id().clone(), (1 << 52) + self.forged);
         let key = ReadingKey {
             node: victim.clone(),
             sensor: SensorId::new("sensor-0").expect("valid sensor id"),

@@ -9,8 +9,8 @@
 //! - A physical time before [`MIN_PLAUSIBLE_WALL_MS`] (a Raspberry Pi without a real-time clock
 //!   boots in 1970) is ignored: such a node takes its time from the timestamps of its peers.
 //! - A peer's timestamp more than [`MAX_CLOCK_AHEAD_MS`] ahead of this node's own plausible
-//!   clock is refused ([`ClockAhead`]): a node whose clock says 2099 cannot win every target
-//!   or drag the whole office into the future. The refused entry stays with its writer and is
+//!   clock (or, without one, of the newest stamp it accepted) is refused ([`ClockAhead`]): a
+//!   node whose clock says 2099 cannot win every target or drag the office into the future. The refused entry stays with its writer and is
 //!   offered again by sync, so it is accepted once the clocks agree.
 
 use std::{cmp::Ordering, fmt};
@@ -89,16 +89,24 @@ impl Clock {
     }
 
     /// Checks a peer's stamp against the tolerance, without changing the clock.
+    ///
+    /// The reference is this node's physical clock while it is plausible. A node whose clock
+    /// is not (booted in 1970) judges by the newest stamp it already accepted, so one peer
+    /// claiming 2099 cannot drag it, and through it the office's expiry, into the future.
+    /// Only a node that has neither accepts any stamp: its first peer sets its time.
     pub fn admit(&self, stamp: Hlc, physical_ms: u64) -> Result<(), ClockAhead> {
-        // With no plausible clock of our own there is nothing to judge a peer by.
-        if physical_ms < MIN_PLAUSIBLE_WALL_MS {
+        let reference = if physical_ms >= MIN_PLAUSIBLE_WALL_MS {
+            physical_ms
+        } else if self.last.wall_ms >= MIN_PLAUSIBLE_WALL_MS {
+            self.last.wall_ms
+        } else {
             return Ok(());
-        }
-        let limit = physical_ms.saturating_add(MAX_CLOCK_AHEAD_MS);
+        };
+        let limit = reference.saturating_add(MAX_CLOCK_AHEAD_MS);
         if stamp.wall_ms > limit {
             return Err(ClockAhead {
                 stamp,
-                ahead_ms: stamp.wall_ms - physical_ms,
+                ahead_ms: stamp.wall_ms - reference,
             });
         }
         Ok(())
@@ -172,6 +180,15 @@ mod tests {
         clock.observe(Hlc::new(NOW, 3));
         assert_eq!(clock.tick(1_000), Hlc::new(NOW, 4));
         assert_eq!(clock.now_ms(1_000), NOW);
+    }
+
+    #[test]
+    fn a_clock_in_1970_is_not_dragged_into_2099() {
+        let mut clock = Clock::default();
+        clock.observe(Hlc::new(NOW, 0));
+        let far = Hlc::new(NOW + 70 * 365 * 24 * 3600 * 1000, 0);
+        assert!(clock.admit(far, 1_000).is_err());
+        assert_eq!(clock.admit(Hlc::new(NOW + 60_000, 0), 1_000), Ok(()));
     }
 
     #[test]

@@ -12,6 +12,12 @@ use thiserror::Error;
 /// Longest node id accepted, in bytes. A libp2p peer id in base58 is 52 characters.
 pub const MAX_NODE_ID_LEN: usize = 128;
 
+/// The highest sequence number a write may have: 2^53 - 1, the largest integer that
+/// JavaScript peers represent exactly. Far beyond any honest writer (a write per millisecond
+/// for 285 000 years), so a peer claiming more is lying, and refusing it keeps a forged dot
+/// from pushing a node's own counter to overflow.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
 /// The identity of one office node: in a running office, its libp2p peer id in base58.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(Arc<str>);
@@ -169,6 +175,24 @@ impl SeqSet {
         }
     }
 
+    /// Removes every sequence number above `max`; returns how many there were.
+    pub fn truncate_above(&mut self, max: u64) -> u64 {
+        let mut dropped = 0;
+        while let Some(&(start, end)) = self.ranges.last() {
+            if end <= max {
+                break;
+            }
+            let first_dropped = start.max(max.saturating_add(1));
+            dropped += end - first_dropped + 1;
+            if start > max {
+                self.ranges.pop();
+            } else {
+                self.ranges.last_mut().expect("checked above").1 = max;
+            }
+        }
+        dropped
+    }
+
     /// Whether every sequence number of `other` is in `self`.
     pub fn includes(&self, other: &SeqSet) -> bool {
         other.ranges.iter().all(|&(start, end)| {
@@ -219,6 +243,16 @@ impl CausalContext {
         for (writer, set) in &other.writers {
             self.insert_set(writer.clone(), set);
         }
+    }
+
+    /// Removes every dot whose sequence number is above `max`; returns how many there were.
+    pub fn truncate_above(&mut self, max: u64) -> u64 {
+        let mut dropped = 0;
+        self.writers.retain(|_, set| {
+            dropped += set.truncate_above(max);
+            !set.is_empty()
+        });
+        dropped
     }
 
     /// Whether every dot of `other` is in `self`.
@@ -287,6 +321,16 @@ mod tests {
         assert!(!set.contains(5) && set.contains(6) && !set.contains(1));
         assert_eq!(set.count(), 7);
         assert_eq!(set.max(), 9);
+    }
+
+    #[test]
+    fn truncation_drops_what_is_above() {
+        let mut set = SeqSet::from_ranges([(1, 5), (8, 12), (20, 30)]);
+        assert_eq!(set.truncate_above(10), 2 + 11);
+        assert_eq!(set.ranges(), &[(1, 5), (8, 10)]);
+        assert_eq!(set.truncate_above(100), 0);
+        assert_eq!(set.truncate_above(0), 8);
+        assert!(set.is_empty());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use thiserror::Error;
 
 pub use self::{
     clock::{Clock, ClockAhead, Hlc, MAX_CLOCK_AHEAD_MS, MIN_PLAUSIBLE_WALL_MS},
-    dot::{CausalContext, Dot, InvalidNodeId, MAX_NODE_ID_LEN, NodeId, SeqSet},
+    dot::{CausalContext, Dot, InvalidNodeId, MAX_NODE_ID_LEN, MAX_SEQ, NodeId, SeqSet},
     dotmap::{DotMap, JoinCount},
     entries::{
         Alert, AlertId, Binding, BindingKey, Entry, NodeInfo, Part, Reading, ReadingKey, Sighting,
@@ -192,6 +192,8 @@ pub enum RejectReason {
     Invalid(#[from] InvalidValue),
     #[error(transparent)]
     ClockAhead(#[from] ClockAhead),
+    #[error("sequence number {seq} is outside 1..={MAX_SEQ}")]
+    SeqOutOfRange { seq: u64 },
 }
 
 /// An entry of a delta that was not merged, and who sent it.
@@ -211,6 +213,8 @@ pub struct MergeReport {
     pub removed: usize,
     pub expired: usize,
     pub rejected: Vec<Rejection>,
+    /// Dots in the delta's context with impossible sequence numbers, ignored.
+    pub bogus_context_dots: u64,
 }
 
 impl MergeReport {
@@ -286,7 +290,7 @@ impl Replica {
 
     /// Reserves the next [`SEQ_LEASE`] sequence numbers and returns what to save.
     pub fn snapshot(&mut self) -> Snapshot {
-        self.seq_ceiling = self.seq + SEQ_LEASE;
+        self.seq_ceiling = self.seq.saturating_add(SEQ_LEASE).min(MAX_SEQ);
         Snapshot {
             id: self.id.clone(),
             seq_ceiling: self.seq_ceiling,
@@ -519,6 +523,7 @@ impl Replica {
     /// is joined, and anything that has expired is dropped.
     pub fn merge(&mut self, mut delta: Delta, sender: &NodeId, physical_ms: u64) -> MergeReport {
         let mut report = MergeReport::default();
+        report.bogus_context_dots = delta.context.truncate_above(MAX_SEQ);
         self.admit::<NodeInfo>(&mut delta, sender, physical_ms, &mut report);
         self.admit::<Reading>(&mut delta, sender, physical_ms, &mut report);
         self.admit::<Sighting>(&mut delta, sender, physical_ms, &mut report);
@@ -552,6 +557,7 @@ impl Replica {
         let mut rejected = Vec::new();
         let removed = E::part_mut(&mut delta.store).retain(|key, dot, value| {
             let verdict = match E::owner(key) {
+                _ if dot.seq == 0 || dot.seq > MAX_SEQ => Err(RejectReason::SeqOutOfRange { seq: dot.seq }),
                 Some(owner) if *owner != dot.writer => Err(RejectReason::NotOwner {
                     writer: dot.writer.clone(),
                     owner: owner.clone(),
