@@ -176,7 +176,7 @@ fn ranges(pairs: &[u64]) -> Result<SeqSet, String> {
     if pairs.is_empty() {
         return Err("no ranges".to_owned());
     }
-    if pairs.len() % 2 != 0 {
+    if !pairs.len().is_multiple_of(2) {
         return Err(format!("{} numbers, not (gap, length) pairs", pairs.len()));
     }
     if pairs.len() / 2 > MAX_RANGES {
@@ -220,7 +220,7 @@ struct State {
 }
 
 impl State {
-    fn part<W: FromWire>(&mut self, entries: &[W]) -> Result<(), WireError> {
+    fn part<W: WireEntry>(&mut self, entries: &[W]) -> Result<(), WireError> {
         let part = W::Entry::PART;
         for wire in entries {
             let (writer, seq) = wire.dot();
@@ -237,7 +237,7 @@ impl State {
             if !self.dots.insert(dot.clone()) {
                 return Err(malformed(format!("dot {dot} names two entries")));
             }
-            let decoded = wire.from_wire(&self.nodes).and_then(|(key, value)| {
+            let decoded = wire.decode(&self.nodes).and_then(|(key, value)| {
                 // The core's own checks, so the wire never builds an entry it would refuse.
                 value.validate(&key)?;
                 Ok((key, value))
@@ -275,27 +275,27 @@ impl From<InvalidValue> for Fault {
 }
 
 /// A protobuf entry message and the core's entry it decodes to.
-trait FromWire {
+trait WireEntry {
     type Entry: Entry;
 
     /// The writer's index and the sequence number.
     fn dot(&self) -> (u32, u64);
 
     /// The key and value, with node indexes resolved in `nodes`.
-    fn from_wire(
+    fn decode(
         &self,
         nodes: &NodeTable,
     ) -> Result<(<Self::Entry as Entry>::Key, Self::Entry), Fault>;
 }
 
-impl FromWire for proto::NodeEntry {
+impl WireEntry for proto::NodeEntry {
     type Entry = NodeInfo;
 
     fn dot(&self) -> (u32, u64) {
         (self.writer, self.seq)
     }
 
-    fn from_wire(&self, nodes: &NodeTable) -> Result<(NodeId, NodeInfo), Fault> {
+    fn decode(&self, nodes: &NodeTable) -> Result<(NodeId, NodeInfo), Fault> {
         let key = nodes.get(self.node)?.clone();
         let value = NodeInfo {
             name: NodeName::new(&self.name)?,
@@ -308,14 +308,14 @@ impl FromWire for proto::NodeEntry {
     }
 }
 
-impl FromWire for proto::ReadingEntry {
+impl WireEntry for proto::ReadingEntry {
     type Entry = Reading;
 
     fn dot(&self) -> (u32, u64) {
         (self.writer, self.seq)
     }
 
-    fn from_wire(&self, nodes: &NodeTable) -> Result<(ReadingKey, Reading), Fault> {
+    fn decode(&self, nodes: &NodeTable) -> Result<(ReadingKey, Reading), Fault> {
         let key = ReadingKey {
             node: nodes.get(self.node)?.clone(),
             sensor: SensorId::new(&self.sensor)?,
@@ -330,14 +330,14 @@ impl FromWire for proto::ReadingEntry {
     }
 }
 
-impl FromWire for proto::SightingEntry {
+impl WireEntry for proto::SightingEntry {
     type Entry = Sighting;
 
     fn dot(&self) -> (u32, u64) {
         (self.writer, self.seq)
     }
 
-    fn from_wire(&self, nodes: &NodeTable) -> Result<(SightingKey, Sighting), Fault> {
+    fn decode(&self, nodes: &NodeTable) -> Result<(SightingKey, Sighting), Fault> {
         let key = SightingKey {
             observer: nodes.get(self.observer)?.clone(),
             mac: mac(&self.mac)?,
@@ -350,14 +350,14 @@ impl FromWire for proto::SightingEntry {
     }
 }
 
-impl FromWire for proto::BindingEntry {
+impl WireEntry for proto::BindingEntry {
     type Entry = Binding;
 
     fn dot(&self) -> (u32, u64) {
         (self.writer, self.seq)
     }
 
-    fn from_wire(&self, _nodes: &NodeTable) -> Result<(BindingKey, Binding), Fault> {
+    fn decode(&self, _nodes: &NodeTable) -> Result<(BindingKey, Binding), Fault> {
         let key = BindingKey {
             person: Person::new(&self.person)?,
             mac: mac(&self.mac)?,
@@ -370,14 +370,14 @@ impl FromWire for proto::BindingEntry {
     }
 }
 
-impl FromWire for proto::TargetEntry {
+impl WireEntry for proto::TargetEntry {
     type Entry = Target;
 
     fn dot(&self) -> (u32, u64) {
         (self.writer, self.seq)
     }
 
-    fn from_wire(&self, _nodes: &NodeTable) -> Result<(TargetKey, Target), Fault> {
+    fn decode(&self, _nodes: &NodeTable) -> Result<(TargetKey, Target), Fault> {
         let key = TargetKey {
             room: Room::new(&self.room)?,
             quantity: quantity(self.quantity)?,
@@ -391,14 +391,14 @@ impl FromWire for proto::TargetEntry {
     }
 }
 
-impl FromWire for proto::AlertEntry {
+impl WireEntry for proto::AlertEntry {
     type Entry = Alert;
 
     fn dot(&self) -> (u32, u64) {
         (self.writer, self.seq)
     }
 
-    fn from_wire(&self, nodes: &NodeTable) -> Result<(AlertId, Alert), Fault> {
+    fn decode(&self, nodes: &NodeTable) -> Result<(AlertId, Alert), Fault> {
         let key = AlertId {
             node: nodes.get(self.node)?.clone(),
             name: AlertName::new(&self.name)?,
