@@ -10,7 +10,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use super::{Decoded, EntryError, MAX_ENTRIES, MAX_RANGES, MAX_WRITERS, WireError, proto};
+use super::{Decoded, EntryError, MAX_ENTRIES, MAX_RANGES, MAX_SEQ, MAX_WRITERS, WireError, proto};
 use crate::state::{
     Alert, AlertId, AlertName, AliveSummary, Binding, BindingKey, CausalContext, Delta, Digest,
     Dot, Entry, Hlc, InvalidValue, Mac, Message, NodeId, NodeInfo, NodeName, Person, Quantity,
@@ -171,7 +171,8 @@ fn context(
 }
 
 /// Reads (gap, length) pairs back into ranges. Only the canonical form is accepted: at least
-/// one range, none empty, none touching the previous one (that would be a single range).
+/// one range, none empty, none touching the previous one (that would be a single range), and
+/// none past [`MAX_SEQ`]. Entries need no check of their own: their dots must be in here.
 fn ranges(pairs: &[u64]) -> Result<SeqSet, String> {
     if pairs.is_empty() {
         return Err("no ranges".to_owned());
@@ -197,14 +198,14 @@ fn ranges(pairs: &[u64]) -> Result<SeqSet, String> {
                 "a range right after the one ending at {previous_end} (gap 0)"
             ));
         }
-        let overflow =
-            || format!("a range past the largest sequence number (gap {gap}, length {length})");
-        let start = previous_end
+        let end = previous_end
             .checked_add(gap)
-            .and_then(|start| start.checked_add(1))
-            .ok_or_else(overflow)?;
-        let end = start.checked_add(length - 1).ok_or_else(overflow)?;
-        ranges.push((start, end));
+            .and_then(|end| end.checked_add(length))
+            .filter(|&end| end <= MAX_SEQ)
+            .ok_or_else(|| {
+                format!("a range past sequence number {MAX_SEQ} (gap {gap}, length {length})")
+            })?;
+        ranges.push((previous_end + gap + 1, end));
         previous_end = end;
     }
     Ok(SeqSet::from_ranges(ranges))

@@ -40,6 +40,11 @@ use crate::state::{Delta, Digest, Dot, Part, Snapshot};
 /// that old readers would misread (a field's meaning, type or number) needs a new version.
 pub const WIRE_VERSION: u32 = 1;
 
+// The byte limits are what bound the memory a message takes while it is decoded: `prost`
+// builds the whole message before the counts below can be checked, and an entry takes up to
+// 64 times its smallest encoding once parsed (an empty alert is 2 bytes on the wire and 128
+// in memory). So a delta at the limit may take up to 64 MiB, briefly.
+
 /// Largest encoded delta accepted, in bytes.
 pub const MAX_DELTA_BYTES: usize = 1 << 20;
 
@@ -61,6 +66,15 @@ pub const MAX_WRITERS: usize = 1 << 16;
 /// rejected entry opens a hole until sync fills it, so a healthy office sees a handful.
 /// Tens of thousands of holes mean a broken or hostile peer.
 pub const MAX_RANGES: usize = 1 << 16;
+
+/// Largest sequence number accepted: 2^53 - 1, the largest integer a JavaScript number holds
+/// exactly, so a JS peer can use plain numbers. A node writing a million times a second
+/// would take 285 years to reach it.
+///
+/// It also keeps a peer from claiming to have seen absurd sequence numbers: a replica moves
+/// its own counter past the highest of its dots any peer claims, and a counter pushed to
+/// 2^64 - 1 could never write again.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
 /// Most entries (in all six parts together) in one message.
 ///
