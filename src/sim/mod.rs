@@ -390,11 +390,11 @@ impl Sim {
                 self.local_writes(index)?;
             }
             self.publish(index);
-            if (self.round + index as u64) % self.config.sync_interval_rounds == 0 {
+            if (self.round + index as u64).is_multiple_of(self.config.sync_interval_rounds) {
                 let peer = self.random_peer(index);
                 self.start_sync(index, peer);
             }
-            if self.round % self.config.save_interval_rounds == 0 {
+            if self.round.is_multiple_of(self.config.save_interval_rounds) {
                 self.save(index);
             }
         }

@@ -112,7 +112,7 @@ impl Workload {
         let interval = self.reading_interval_rounds;
         for (k, sensor) in self.sensors[index].iter_mut().enumerate() {
             // Sensors of one node are staggered so a node writes a little every round.
-            if (round + k as u64 + index as u64) % interval != 0 {
+            if !(round + k as u64 + index as u64).is_multiple_of(interval) {
                 continue;
             }
             let range = sensor.quantity.range();
@@ -130,7 +130,7 @@ impl Workload {
             )?);
             report.readings_written += 1;
         }
-        if (round + index as u64) % SCAN_INTERVAL_ROUNDS == 0 {
+        if (round + index as u64).is_multiple_of(SCAN_INTERVAL_ROUNDS) {
             for device in self
                 .devices
                 .iter_mut()

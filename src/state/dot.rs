@@ -113,12 +113,11 @@ impl SeqSet {
         self.ranges.last().map_or(0, |&(_, end)| end)
     }
 
-    /// How many sequence numbers the set holds.
+    /// How many sequence numbers the set holds (saturating: a set of every u64 has one more).
     pub fn count(&self) -> u64 {
-        self.ranges
-            .iter()
-            .map(|&(start, end)| end - start + 1)
-            .sum()
+        self.ranges.iter().fold(0u64, |sum, &(start, end)| {
+            sum.saturating_add((end - start).saturating_add(1))
+        })
     }
 
     pub fn contains(&self, seq: u64) -> bool {
@@ -183,7 +182,9 @@ impl SeqSet {
                 break;
             }
             let first_dropped = start.max(max.saturating_add(1));
-            dropped += end - first_dropped + 1;
+            dropped = (end - first_dropped)
+                .saturating_add(1)
+                .saturating_add(dropped);
             if start > max {
                 self.ranges.pop();
             } else {
@@ -245,16 +246,6 @@ impl CausalContext {
         }
     }
 
-    /// Removes every dot whose sequence number is above `max`; returns how many there were.
-    pub fn truncate_above(&mut self, max: u64) -> u64 {
-        let mut dropped = 0;
-        self.writers.retain(|_, set| {
-            dropped += set.truncate_above(max);
-            !set.is_empty()
-        });
-        dropped
-    }
-
     /// Whether every dot of `other` is in `self`.
     pub fn includes(&self, other: &CausalContext) -> bool {
         other.writers.iter().all(|(writer, set)| {
@@ -281,9 +272,26 @@ impl CausalContext {
         self.writers.is_empty()
     }
 
-    /// How many dots the context holds in all.
+    /// How many dots the context holds in all (saturating).
     pub fn count(&self) -> u64 {
-        self.writers.values().map(SeqSet::count).sum()
+        self.writers
+            .values()
+            .fold(0u64, |sum, set| sum.saturating_add(set.count()))
+    }
+
+    /// Drops dots no honest writer makes: sequence number 0 and those above [`MAX_SEQ`].
+    /// Returns how many there were.
+    pub fn sanitize(&mut self) -> u64 {
+        let mut dropped = 0u64;
+        self.writers.retain(|_, set| {
+            dropped = dropped.saturating_add(set.truncate_above(MAX_SEQ));
+            if set.contains(0) {
+                set.remove(0);
+                dropped = dropped.saturating_add(1);
+            }
+            !set.is_empty()
+        });
+        dropped
     }
 }
 
@@ -331,6 +339,24 @@ mod tests {
         assert_eq!(set.truncate_above(100), 0);
         assert_eq!(set.truncate_above(0), 8);
         assert!(set.is_empty());
+    }
+
+    #[test]
+    fn sanitize_drops_impossible_dots() {
+        let writer = NodeId::new("a").unwrap();
+        let mut context = CausalContext::default();
+        context.insert_set(
+            writer.clone(),
+            &SeqSet::from_ranges([(0, 3), (MAX_SEQ - 1, u64::MAX)]),
+        );
+        assert_eq!(context.sanitize(), 1 + (u64::MAX - MAX_SEQ));
+        assert_eq!(
+            context.get(&writer).unwrap().ranges(),
+            &[(1, 3), (MAX_SEQ - 1, MAX_SEQ)]
+        );
+        let mut all = CausalContext::default();
+        all.insert_set(writer, &SeqSet::from_ranges([(0, u64::MAX)]));
+        assert_eq!(all.count(), u64::MAX);
     }
 
     #[test]

@@ -522,8 +522,10 @@ impl Replica {
     /// reported, and its dot left out, so the rest of the delta still merges. Then the delta
     /// is joined, and anything that has expired is dropped.
     pub fn merge(&mut self, mut delta: Delta, sender: &NodeId, physical_ms: u64) -> MergeReport {
-        let mut report = MergeReport::default();
-        report.bogus_context_dots = delta.context.truncate_above(MAX_SEQ);
+        let mut report = MergeReport {
+            bogus_context_dots: delta.context.sanitize(),
+            ..MergeReport::default()
+        };
         self.admit::<NodeInfo>(&mut delta, sender, physical_ms, &mut report);
         self.admit::<Reading>(&mut delta, sender, physical_ms, &mut report);
         self.admit::<Sighting>(&mut delta, sender, physical_ms, &mut report);
@@ -557,7 +559,9 @@ impl Replica {
         let mut rejected = Vec::new();
         let removed = E::part_mut(&mut delta.store).retain(|key, dot, value| {
             let verdict = match E::owner(key) {
-                _ if dot.seq == 0 || dot.seq > MAX_SEQ => Err(RejectReason::SeqOutOfRange { seq: dot.seq }),
+                _ if dot.seq == 0 || dot.seq > MAX_SEQ => {
+                    Err(RejectReason::SeqOutOfRange { seq: dot.seq })
+                }
                 Some(owner) if *owner != dot.writer => Err(RejectReason::NotOwner {
                     writer: dot.writer.clone(),
                     owner: owner.clone(),

@@ -67,14 +67,9 @@ pub const MAX_WRITERS: usize = 1 << 16;
 /// Tens of thousands of holes mean a broken or hostile peer.
 pub const MAX_RANGES: usize = 1 << 16;
 
-/// Largest sequence number accepted: 2^53 - 1, the largest integer a JavaScript number holds
-/// exactly, so a JS peer can use plain numbers. A node writing a million times a second
-/// would take 285 years to reach it.
-///
-/// It also keeps a peer from claiming to have seen absurd sequence numbers: a replica moves
-/// its own counter past the highest of its dots any peer claims, and a counter pushed to
-/// 2^64 - 1 could never write again.
-pub const MAX_SEQ: u64 = (1 << 53) - 1;
+/// Largest sequence number accepted: the core's limit (2^53 - 1, the largest integer a
+/// JavaScript number holds exactly), so a JS peer can use plain numbers.
+pub use crate::state::MAX_SEQ;
 
 /// Most entries (in all six parts together) in one message.
 ///
