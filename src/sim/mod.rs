@@ -209,9 +209,8 @@ impl fmt::Display for SimReport {
         }
         write!(
             f,
-            "  converged after {} sync round(s) ({} s simulated): {}; final state {} entries, {} dots seen, {} expired on the way",
+            "  network healed: converged after {} full sync round(s), each node syncing once per round: {}; final state {} entries, {} dots seen, {} expired on the way",
             self.converge_rounds,
-            self.converge_rounds * ROUND_MS / 1000,
             if self.identical {
                 "every replica identical"
             } else {
