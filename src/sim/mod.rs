@@ -23,8 +23,8 @@ pub use self::rng::SimRng;
 use self::workload::Workload;
 use crate::{
     state::{
-        Alert, Binding, CausalContext, Delta, Dot, Entry, MIN_PLAUSIBLE_WALL_MS, NodeId, NodeInfo,
-        Reading, Replica, Sighting, Store, Target,
+        CausalContext, Delta, Dot, Entry, MIN_PLAUSIBLE_WALL_MS, NodeId, PartVisitor, Replica,
+        Store, for_each_part,
     },
     wire,
 };
@@ -803,22 +803,27 @@ fn alive_dots(store: &Store) -> HashSet<Dot> {
 
 /// The first entry held in breach of its part's writer rule, if any.
 fn owner_violation(store: &Store) -> Option<String> {
-    fn part<E: Entry>(map: &crate::state::DotMap<E>) -> Option<String> {
-        map.iter().find_map(|(key, dot, _)| match E::owner(key) {
-            Some(owner) if *owner != dot.writer => Some(format!(
-                "holds a {} of {owner} written by {}",
-                E::PART,
-                dot.writer
-            )),
-            _ => None,
-        })
+    struct Owners<'a>(&'a Store, Option<String>);
+    impl PartVisitor for Owners<'_> {
+        fn visit<E: Entry>(&mut self) {
+            if self.1.is_some() {
+                return;
+            }
+            self.1 = E::part(self.0)
+                .iter()
+                .find_map(|(key, dot, _)| match E::owner(key) {
+                    Some(owner) if *owner != dot.writer => Some(format!(
+                        "holds a {} of {owner} written by {}",
+                        E::PART,
+                        dot.writer
+                    )),
+                    _ => None,
+                });
+        }
     }
-    part::<NodeInfo>(&store.nodes)
-        .or_else(|| part::<Reading>(&store.readings))
-        .or_else(|| part::<Sighting>(&store.network))
-        .or_else(|| part::<Binding>(&store.people))
-        .or_else(|| part::<Target>(&store.targets))
-        .or_else(|| part::<Alert>(&store.alerts))
+    let mut owners = Owners(store, None);
+    for_each_part(&mut owners);
+    owners.1
 }
 
 /// A node id shaped like a libp2p Ed25519 peer id in base58 ("12D3KooW" and 44 more), so

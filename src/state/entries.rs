@@ -43,6 +43,22 @@ impl fmt::Display for Part {
     }
 }
 
+/// Work done once per part of the office state, generic over the part's entry type.
+pub trait PartVisitor {
+    fn visit<E: Entry>(&mut self);
+}
+
+/// The one list of the six parts: calls `visitor` once for each, in wire order. Code that
+/// must touch every part goes through here, so a seventh part is one line.
+pub fn for_each_part(visitor: &mut impl PartVisitor) {
+    visitor.visit::<NodeInfo>();
+    visitor.visit::<Reading>();
+    visitor.visit::<Sighting>();
+    visitor.visit::<Binding>();
+    visitor.visit::<Target>();
+    visitor.visit::<Alert>();
+}
+
 /// A value kept in one part of the office state.
 pub trait Entry: Clone + PartialEq + fmt::Debug + 'static {
     type Key: Ord + Clone + fmt::Debug + 'static;

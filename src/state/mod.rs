@@ -24,8 +24,8 @@ pub use self::{
     dot::{CausalContext, Dot, InvalidNodeId, MAX_NODE_ID_LEN, MAX_SEQ, NodeId, SeqSet},
     dotmap::{DotMap, JoinCount},
     entries::{
-        Alert, AlertId, Binding, BindingKey, Entry, NodeInfo, Part, Reading, ReadingKey, Sighting,
-        SightingKey, Target, TargetKey,
+        Alert, AlertId, Binding, BindingKey, Entry, NodeInfo, Part, PartVisitor, Reading,
+        ReadingKey, Sighting, SightingKey, Target, TargetKey, for_each_part,
     },
     values::{
         AlertName, InvalidValue, Ip, MAX_MESSAGE_LEN, MAX_NAME_LEN, MAX_VERSION_LEN, Mac, Message,
@@ -67,12 +67,15 @@ impl Store {
     }
 
     pub fn len(&self) -> usize {
-        self.nodes.len()
-            + self.readings.len()
-            + self.network.len()
-            + self.people.len()
-            + self.targets.len()
-            + self.alerts.len()
+        struct Len<'a>(&'a Store, usize);
+        impl PartVisitor for Len<'_> {
+            fn visit<E: Entry>(&mut self) {
+                self.1 += E::part(self.0).len();
+            }
+        }
+        let mut len = Len(self, 0);
+        for_each_part(&mut len);
+        len.1
     }
 
     pub fn is_empty(&self) -> bool {
@@ -97,31 +100,28 @@ impl Delta {
     /// [`DotMap::join`]) and the union of contexts is. No ties to break: a dot names exactly
     /// one write.
     pub fn join(&mut self, other: &Delta) -> JoinCount {
-        let mut count = JoinCount::default();
-        count += self
-            .store
-            .nodes
-            .join(&self.context, &other.store.nodes, &other.context);
-        count += self
-            .store
-            .readings
-            .join(&self.context, &other.store.readings, &other.context);
-        count += self
-            .store
-            .network
-            .join(&self.context, &other.store.network, &other.context);
-        count += self
-            .store
-            .people
-            .join(&self.context, &other.store.people, &other.context);
-        count += self
-            .store
-            .targets
-            .join(&self.context, &other.store.targets, &other.context);
-        count += self
-            .store
-            .alerts
-            .join(&self.context, &other.store.alerts, &other.context);
+        struct Join<'a> {
+            this: &'a mut Delta,
+            other: &'a Delta,
+            count: JoinCount,
+        }
+        impl PartVisitor for Join<'_> {
+            fn visit<E: Entry>(&mut self) {
+                let (store, context) = (&mut self.this.store, &self.this.context);
+                self.count += E::part_mut(store).join(
+                    context,
+                    E::part(&self.other.store),
+                    &self.other.context,
+                );
+            }
+        }
+        let mut join = Join {
+            this: self,
+            other,
+            count: JoinCount::default(),
+        };
+        for_each_part(&mut join);
+        let count = join.count;
         self.context.union(&other.context);
         count
     }
@@ -133,21 +133,32 @@ impl Delta {
     /// Drops the writes that expire at or before `now_ms`; their dots stay in the context, so
     /// no peer that still holds them can bring them back. Returns how many were dropped.
     pub fn expire(&mut self, now_ms: u64, retention_ms: u64) -> usize {
-        fn part<E: Entry>(map: &mut DotMap<E>, now_ms: u64, retention_ms: u64) -> usize {
-            map.retain(|_, _, value| {
-                value
-                    .expires_at_ms(retention_ms)
-                    .is_none_or(|at| at > now_ms)
-            })
-            .len()
+        struct Expire<'a> {
+            store: &'a mut Store,
+            now_ms: u64,
+            retention_ms: u64,
+            expired: usize,
         }
-        let store = &mut self.store;
-        part(&mut store.nodes, now_ms, retention_ms)
-            + part(&mut store.readings, now_ms, retention_ms)
-            + part(&mut store.network, now_ms, retention_ms)
-            + part(&mut store.people, now_ms, retention_ms)
-            + part(&mut store.targets, now_ms, retention_ms)
-            + part(&mut store.alerts, now_ms, retention_ms)
+        impl PartVisitor for Expire<'_> {
+            fn visit<E: Entry>(&mut self) {
+                let (now_ms, retention_ms) = (self.now_ms, self.retention_ms);
+                self.expired += E::part_mut(self.store)
+                    .retain(|_, _, value| {
+                        value
+                            .expires_at_ms(retention_ms)
+                            .is_none_or(|at| at > now_ms)
+                    })
+                    .len();
+            }
+        }
+        let mut expire = Expire {
+            store: &mut self.store,
+            now_ms,
+            retention_ms,
+            expired: 0,
+        };
+        for_each_part(&mut expire);
+        expire.expired
     }
 }
 
@@ -526,12 +537,14 @@ impl Replica {
             bogus_context_dots: delta.context.sanitize(),
             ..MergeReport::default()
         };
-        self.admit::<NodeInfo>(&mut delta, sender, physical_ms, &mut report);
-        self.admit::<Reading>(&mut delta, sender, physical_ms, &mut report);
-        self.admit::<Sighting>(&mut delta, sender, physical_ms, &mut report);
-        self.admit::<Binding>(&mut delta, sender, physical_ms, &mut report);
-        self.admit::<Target>(&mut delta, sender, physical_ms, &mut report);
-        self.admit::<Alert>(&mut delta, sender, physical_ms, &mut report);
+        let mut admit = Admit {
+            clock: &mut self.clock,
+            delta: &mut delta,
+            sender,
+            physical_ms,
+            report: &mut report,
+        };
+        for_each_part(&mut admit);
 
         let count = self.state.join(&delta);
         report.added = count.added;
@@ -546,62 +559,6 @@ impl Replica {
             self.seq_ceiling = self.seq_ceiling.max(ours);
         }
         report
-    }
-
-    fn admit<E: Entry>(
-        &mut self,
-        delta: &mut Delta,
-        sender: &NodeId,
-        physical_ms: u64,
-        report: &mut MergeReport,
-    ) {
-        let clock = &mut self.clock;
-        let mut rejected = Vec::new();
-        let removed = E::part_mut(&mut delta.store).retain(|key, dot, value| {
-            let verdict = match E::owner(key) {
-                _ if dot.seq == 0 || dot.seq > MAX_SEQ => {
-                    Err(RejectReason::SeqOutOfRange { seq: dot.seq })
-                }
-                Some(owner) if *owner != dot.writer => Err(RejectReason::NotOwner {
-                    writer: dot.writer.clone(),
-                    owner: owner.clone(),
-                }),
-                _ => value
-                    .validate(key)
-                    .map_err(RejectReason::from)
-                    .and_then(|()| {
-                        clock
-                            .admit(value.at(), physical_ms)
-                            .map_err(RejectReason::from)
-                    }),
-            };
-            match verdict {
-                Ok(()) => {
-                    clock.observe(value.at());
-                    true
-                }
-                Err(reason) => {
-                    rejected.push(reason);
-                    false
-                }
-            }
-        });
-        for (dot, reason) in removed.into_iter().zip(rejected) {
-            // Leave the dot out of the context too: a rejected write was not seen.
-            delta.context.remove(&dot);
-            report.rejected.push(Rejection {
-                sender: sender.clone(),
-                part: E::PART,
-                dot,
-                reason,
-            });
-        }
-        // Keep the invariant that the context covers the store, whatever the sender did.
-        for (_, dot, _) in E::part(&delta.store).iter() {
-            if !delta.context.contains(dot) {
-                delta.context.insert(dot);
-            }
-        }
     }
 
     /// Drops what has expired by this replica's time. Expiry is decided by each entry's own
@@ -641,27 +598,34 @@ impl Replica {
                 out.context.insert_set(writer.clone(), seen);
             }
         }
-        fn part<E: Entry>(map: &DotMap<E>, digest: &Digest, out: &mut Delta) {
-            for (key, dot, value) in map.iter() {
-                if out.context.get(&dot.writer).is_none() {
-                    continue;
-                }
-                if digest.context.contains(dot) {
-                    // The peer has it, or dropped it itself: either way it is not news.
-                    out.context.remove(dot);
-                } else {
-                    E::part_mut(&mut out.store).insert(key.clone(), dot.clone(), value.clone());
+        struct Missing<'a> {
+            store: &'a Store,
+            digest: &'a Digest,
+            out: Delta,
+        }
+        impl PartVisitor for Missing<'_> {
+            fn visit<E: Entry>(&mut self) {
+                let out = &mut self.out;
+                for (key, dot, value) in E::part(self.store).iter() {
+                    if out.context.get(&dot.writer).is_none() {
+                        continue;
+                    }
+                    if self.digest.context.contains(dot) {
+                        // The peer has it, or dropped it itself: either way it is not news.
+                        out.context.remove(dot);
+                    } else {
+                        E::part_mut(&mut out.store).insert(key.clone(), dot.clone(), value.clone());
+                    }
                 }
             }
         }
-        let store = &self.state.store;
-        part(&store.nodes, digest, &mut out);
-        part(&store.readings, digest, &mut out);
-        part(&store.network, digest, &mut out);
-        part(&store.people, digest, &mut out);
-        part(&store.targets, digest, &mut out);
-        part(&store.alerts, digest, &mut out);
-        out
+        let mut missing = Missing {
+            store: &self.state.store,
+            digest,
+            out,
+        };
+        for_each_part(&mut missing);
+        missing.out
     }
 
     // ---- reading the state ----
@@ -703,6 +667,69 @@ impl Replica {
             .people
             .get(&key)
             .is_some_and(|writes| writes.values().any(|binding| binding.bound))
+    }
+}
+
+/// Admission of a received delta, part by part: see [`Replica::merge`].
+struct Admit<'a> {
+    clock: &'a mut Clock,
+    delta: &'a mut Delta,
+    sender: &'a NodeId,
+    physical_ms: u64,
+    report: &'a mut MergeReport,
+}
+
+impl PartVisitor for Admit<'_> {
+    fn visit<E: Entry>(&mut self) {
+        let clock = &mut *self.clock;
+        let (sender, physical_ms) = (self.sender, self.physical_ms);
+        let mut rejected = Vec::new();
+        let removed = E::part_mut(&mut self.delta.store).retain(|key, dot, value| {
+            let verdict = match E::owner(key) {
+                _ if dot.seq == 0 || dot.seq > MAX_SEQ => {
+                    Err(RejectReason::SeqOutOfRange { seq: dot.seq })
+                }
+                Some(owner) if *owner != dot.writer => Err(RejectReason::NotOwner {
+                    writer: dot.writer.clone(),
+                    owner: owner.clone(),
+                }),
+                _ => value
+                    .validate(key)
+                    .map_err(RejectReason::from)
+                    .and_then(|()| {
+                        clock
+                            .admit(value.at(), physical_ms)
+                            .map_err(RejectReason::from)
+                    }),
+            };
+            match verdict {
+                Ok(()) => {
+                    clock.observe(value.at());
+                    true
+                }
+                Err(reason) => {
+                    rejected.push(reason);
+                    false
+                }
+            }
+        });
+        for (dot, reason) in removed.into_iter().zip(rejected) {
+            // Leave the dot out of the context too: a rejected write was not seen.
+            self.delta.context.remove(&dot);
+            self.report.rejected.push(Rejection {
+                sender: sender.clone(),
+                part: E::PART,
+                dot,
+                reason,
+            });
+        }
+        // Keep the invariant that the context covers the store, whatever the sender did.
+        let delta = &mut *self.delta;
+        for (_, dot, _) in E::part(&delta.store).iter() {
+            if !delta.context.contains(dot) {
+                delta.context.insert(dot);
+            }
+        }
     }
 }
 
