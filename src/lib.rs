@@ -3,6 +3,8 @@
 //! See `ARCHITECTURE.md` for the map of the modules.
 
 pub mod config;
+pub mod http;
+pub mod node;
 pub mod sim;
 pub mod state;
 pub mod wire;

@@ -1,0 +1,306 @@
+//! The HTTP API (`docs/api.md`): the only module that knows axum and JSON.
+//!
+//! Reads come from the office actor's latest view; writes go through its handle and need the
+//! bearer token. Request and response bodies are this module's own structs, so a refactor of
+//! the core cannot silently change what clients see.
+
+#[cfg(test)]
+mod tests;
+mod view;
+
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::{get, post, put},
+};
+use futures::Stream;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use self::view::{OfficeView, PeerView};
+use crate::{
+    node::office::{OfficeError, OfficeHandle, Write, physical_ms},
+    state::{Person, Quantity, Room, SensorId, WriteError},
+};
+
+/// Largest request body accepted: a reading or a target is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Shortest gap between two state events on `/api/events`: a burst of changes (a sync
+/// answer) becomes one event instead of hundreds.
+pub const EVENT_MIN_GAP: Duration = Duration::from_millis(250);
+
+/// Where the API gets the connected peers from (the network actor).
+pub trait PeerSource: Send + Sync + 'static {
+    fn peers(&self) -> Pin<Box<dyn Future<Output = Vec<PeerView>> + Send + '_>>;
+}
+
+/// What every handler needs.
+pub struct Api {
+    pub office: OfficeHandle,
+    pub peers: Box<dyn PeerSource>,
+    pub token: String,
+    pub started_at_ms: u64,
+    /// How long a device counts as present after it was last seen.
+    pub consider_home_ms: u64,
+}
+
+/// The router, for serving and for tests.
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/state", get(state))
+        .route("/api/peers", get(peers))
+        .route("/api/events", get(events))
+        .route("/api/readings", post(post_reading))
+        .route("/api/targets/{room}/{quantity}", put(put_target))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(api)
+}
+
+/// Serves the API on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<Api>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(api))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// An error as the client sees it: a status and a sentence naming what was wrong.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: &self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<OfficeError> for ApiError {
+    fn from(error: OfficeError) -> Self {
+        let status = match &error {
+            OfficeError::Write(WriteError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            OfficeError::Write(WriteError::UnknownAlert(_)) => StatusCode::NOT_FOUND,
+            OfficeError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            OfficeError::Write(WriteError::LeaseExhausted { .. }) | OfficeError::Save(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError {
+            status,
+            message: error.to_string(),
+        }
+    }
+}
+
+fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match given {
+        Some(token) if constant_time_eq(token.as_bytes(), api.token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "wrong bearer token".into(),
+        }),
+        None => Err(ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "writes need an Authorization: Bearer <token> header (the token is in <data-dir>/api-token)".into(),
+        }),
+    }
+}
+
+/// Compares without stopping at the first difference, so response times do not leak how
+/// much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parses a JSON body; the error names the field when serde knows it.
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::bad_request(format!("invalid request body: {error}")))
+}
+
+fn field<T, E: std::fmt::Display>(name: &str, result: Result<T, E>) -> Result<T, ApiError> {
+    result.map_err(|error| ApiError::bad_request(format!("field `{name}`: {error}")))
+}
+
+#[derive(Serialize)]
+struct Health {
+    id: String,
+    name: String,
+    room: String,
+    version: &'static str,
+    uptime_s: u64,
+}
+
+async fn health(State(api): State<Arc<Api>>) -> Json<Health> {
+    let view = api.office.view();
+    let me = view.id().clone();
+    let info = view
+        .latest::<crate::state::NodeInfo>()
+        .find(|(id, _)| **id == me)
+        .map(|(_, info)| info.clone());
+    Json(Health {
+        id: me.to_string(),
+        name: info
+            .as_ref()
+            .map(|info| info.name.to_string())
+            .unwrap_or_default(),
+        room: info
+            .as_ref()
+            .map(|info| info.room.to_string())
+            .unwrap_or_default(),
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: physical_ms().saturating_sub(api.started_at_ms) / 1000,
+    })
+}
+
+async fn state(State(api): State<Arc<Api>>) -> Json<OfficeView> {
+    Json(OfficeView::new(
+        &api.office.view(),
+        physical_ms(),
+        api.consider_home_ms,
+    ))
+}
+
+async fn peers(State(api): State<Arc<Api>>) -> Json<Vec<PeerView>> {
+    Json(api.peers.peers().await)
+}
+
+async fn events(State(api): State<Arc<Api>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let receiver = api.office.subscribe();
+    let consider_home_ms = api.consider_home_ms;
+    // The first event is the current state; then one per change, at most every EVENT_MIN_GAP.
+    let stream =
+        futures::stream::unfold((receiver, true), move |(mut receiver, first)| async move {
+            if !first {
+                tokio::time::sleep(EVENT_MIN_GAP).await;
+                receiver.changed().await.ok()?;
+            }
+            let view = OfficeView::new(
+                &receiver.borrow_and_update().clone(),
+                physical_ms(),
+                consider_home_ms,
+            );
+            let event = Event::default()
+                .event("state")
+                .json_data(&view)
+                .unwrap_or_else(|_| Event::default().event("error"));
+            Some((Ok(event), (receiver, false)))
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// `POST /api/readings`: a reading owned by this node, for devices that push.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadingRequest {
+    sensor: String,
+    room: String,
+    quantity: String,
+    value: f64,
+    #[serde(default)]
+    unit: String,
+}
+
+async fn post_reading(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    authorize(&api, &headers)?;
+    let request: ReadingRequest = parse_body(&body)?;
+    let quantity: Quantity = field("quantity", request.quantity.parse())?;
+    let write = Write::Reading {
+        sensor: field("sensor", SensorId::new(&request.sensor))?,
+        room: field("room", Room::new(&request.room))?,
+        quantity,
+        value: field(
+            "value",
+            quantity
+                .normalize(request.value, &request.unit)
+                .map(|_| request.value),
+        )?,
+        unit: request.unit,
+    };
+    api.office.write(write).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `PUT /api/targets/{room}/{quantity}`: a setpoint.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetRequest {
+    value: f64,
+    #[serde(default)]
+    unit: String,
+    /// Who sets it; "api" when not said.
+    #[serde(default)]
+    set_by: Option<String>,
+}
+
+async fn put_target(
+    State(api): State<Arc<Api>>,
+    Path((room, quantity)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    authorize(&api, &headers)?;
+    let request: TargetRequest = parse_body(&body)?;
+    let quantity: Quantity = field("quantity", quantity.parse())?;
+    let write = Write::Target {
+        room: field("room", Room::new(&room))?,
+        quantity,
+        value: field(
+            "value",
+            quantity
+                .normalize(request.value, &request.unit)
+                .map(|_| request.value),
+        )?,
+        unit: request.unit,
+        set_by: field(
+            "set_by",
+            Person::new(request.set_by.as_deref().unwrap_or("api")),
+        )?,
+    };
+    api.office.write(write).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,264 @@
+//! The API through the real axum router and a real office actor.
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use axum::{
+    body::{Body, to_bytes},
+    http::{Method, Request, StatusCode},
+};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::{Api, PeerSource, PeerView, router};
+use crate::{
+    node::office::{Identity, Office, Persist, physical_ms},
+    state::{DEFAULT_RETENTION_MS, NodeId, NodeName, Replica, Room, Snapshot},
+};
+
+const TOKEN: &str = "a-test-token-of-some-length";
+
+/// Keeps saves in memory; the store's own tests cover SQLite.
+struct Saved(Vec<Snapshot>);
+
+impl Persist for Saved {
+    fn save(&mut self, snapshot: &Snapshot) -> Result<(), String> {
+        self.0.push(snapshot.clone());
+        Ok(())
+    }
+}
+
+struct NoPeers;
+
+impl PeerSource for NoPeers {
+    fn peers(&self) -> Pin<Box<dyn Future<Output = Vec<PeerView>> + Send + '_>> {
+        Box::pin(async {
+            vec![PeerView {
+                id: "12D3KooWPeer".into(),
+                addresses: vec!["/ip4/127.0.0.1/tcp/7879".into()],
+                rtt_ms: Some(1.5),
+            }]
+        })
+    }
+}
+
+struct Fixture {
+    app: axum::Router,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn fixture() -> Fixture {
+    let id = NodeId::new("12D3KooWTestNode").unwrap();
+    let identity = Identity {
+        name: NodeName::new("pi-1").unwrap(),
+        room: Room::new("meeting room").unwrap(),
+        started_at_ms: physical_ms(),
+    };
+    let (office, handle, _outbox) = Office::new(
+        Replica::new(id, DEFAULT_RETENTION_MS),
+        identity,
+        Saved(Vec::new()),
+    )
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(office.run(shutdown.clone()));
+    let api = Api {
+        office: handle,
+        peers: Box::new(NoPeers),
+        token: TOKEN.into(),
+        started_at_ms: physical_ms(),
+        consider_home_ms: 180_000,
+    };
+    Fixture {
+        app: router(Arc::new(api)),
+        shutdown,
+    }
+}
+
+async fn call(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, json)
+}
+
+#[tokio::test]
+async fn a_pushed_reading_shows_in_the_state_with_its_age() {
+    let fixture = fixture();
+    let body = r#"{"sensor": "desk-1", "room": "meeting room", "quantity": "temperature", "value": 72.5, "unit": "°F"}"#;
+    let (status, _) = call(
+        &fixture.app,
+        Method::POST,
+        "/api/readings",
+        Some(TOKEN),
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, state) = call(&fixture.app, Method::GET, "/api/state", None, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let room = &state["rooms"][0];
+    assert_eq!(room["name"], "meeting room");
+    let reading = &room["readings"][0];
+    assert_eq!(reading["sensor"], "desk-1");
+    assert_eq!(reading["quantity"], "temperature");
+    assert_eq!(reading["unit"], "°C");
+    assert!(
+        (reading["value"].as_f64().unwrap() - 22.5).abs() < 1e-9,
+        "{reading}"
+    );
+    assert!(reading["age_s"].as_u64().unwrap() < 60);
+}
+
+#[tokio::test]
+async fn a_target_is_set_and_shown() {
+    let fixture = fixture();
+    let (status, body) = call(
+        &fixture.app,
+        Method::PUT,
+        "/api/targets/meeting%20room/temperature",
+        Some(TOKEN),
+        r#"{"value": 21.0, "set_by": "mendes"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, state) = call(&fixture.app, Method::GET, "/api/state", None, "").await;
+    let target = &state["rooms"][0]["targets"][0];
+    assert_eq!(target["quantity"], "temperature");
+    assert_eq!(target["value"], 21.0);
+    assert_eq!(target["set_by"], "mendes");
+    assert_eq!(target["concurrent"], Value::Array(Vec::new()));
+}
+
+#[tokio::test]
+async fn writes_need_the_token() {
+    let fixture = fixture();
+    let body = r#"{"sensor": "s", "room": "r", "quantity": "temperature", "value": 20}"#;
+    let (status, error) = call(&fixture.app, Method::POST, "/api/readings", None, body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(error["error"].as_str().unwrap().contains("Bearer"));
+    let (status, _) = call(
+        &fixture.app,
+        Method::POST,
+        "/api/readings",
+        Some("wrong-token"),
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, state) = call(&fixture.app, Method::GET, "/api/state", None, "").await;
+    assert_eq!(
+        state["rooms"],
+        Value::Array(Vec::new()),
+        "a refused write changed the state"
+    );
+}
+
+async fn check_bad_request(body: &str, expected: &str) {
+    let fixture = fixture();
+    let (status, error) = call(
+        &fixture.app,
+        Method::POST,
+        "/api/readings",
+        Some(TOKEN),
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {error}");
+    let message = error["error"].as_str().unwrap();
+    assert!(
+        message.contains(expected),
+        "{body}: {message:?} lacks {expected:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_field() {
+    check_bad_request("{not json", "invalid request body").await;
+    check_bad_request(
+        r#"{"sensor": "s", "room": "r", "quantity": "temperature"}"#,
+        "missing field `value`",
+    )
+    .await;
+    check_bad_request(
+        r#"{"sensor": "s", "room": "r", "quantity": "wind", "value": 1}"#,
+        "field `quantity`",
+    )
+    .await;
+    check_bad_request(
+        r#"{"sensor": "s", "room": "r", "quantity": "humidity", "value": 150}"#,
+        "field `value`",
+    )
+    .await;
+    check_bad_request(
+        r#"{"sensor": "s", "room": "", "quantity": "humidity", "value": 50}"#,
+        "field `room`",
+    )
+    .await;
+    check_bad_request(
+        r#"{"sensor": "s", "room": "r", "quantity": "sound", "value": 1e999}"#,
+        "invalid request body",
+    )
+    .await;
+    check_bad_request(
+        r#"{"sensor": "s", "room": "r", "quantity": "sound", "value": 40, "colour": 1}"#,
+        "unknown field `colour`",
+    )
+    .await;
+    check_bad_request(r#"{"sensor": "s", "room": "r", "quantity": "temperature", "value": 20, "unit": "furlongs"}"#, "field `value`").await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let fixture = fixture();
+    let body = format!(
+        r#"{{"sensor": "{}", "room": "r", "quantity": "sound", "value": 40}}"#,
+        "x".repeat(64 * 1024)
+    );
+    let (status, _) = call(
+        &fixture.app,
+        Method::POST,
+        "/api/readings",
+        Some(TOKEN),
+        &body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn health_and_peers_answer() {
+    let fixture = fixture();
+    let (status, health) = call(&fixture.app, Method::GET, "/api/health", None, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["id"], "12D3KooWTestNode");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    let (_, peers) = call(&fixture.app, Method::GET, "/api/peers", None, "").await;
+    assert_eq!(peers[0]["rtt_ms"], 1.5);
+}

@@ -1,0 +1,388 @@
+//! The office actor: the one owner of this node's [`Replica`].
+//!
+//! Everything that reads or changes the office state goes through an [`OfficeHandle`]:
+//! local writes (sensors, HTTP, chat), deltas and sync requests from the network. The actor
+//! applies them one at a time, hands each local delta to the network, publishes the new state
+//! on a watch channel for readers (HTTP, bot), and saves to the store in batches.
+
+use std::{
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::state::{
+    AlertName, Delta, Digest, Mac, MergeReport, Message, NodeId, NodeName, Person, Quantity,
+    Replica, Room, SensorId, Snapshot, Version, WriteError,
+};
+
+/// Commands waiting for the actor: HTTP requests, sensor readings, network merges. A burst of
+/// sync answers from a whole office fits; beyond, senders wait (backpressure), nothing is lost.
+pub const COMMAND_CAPACITY: usize = 256;
+
+/// Deltas waiting for the network actor to publish them.
+pub const OUTBOX_CAPACITY: usize = 256;
+
+/// How often a changed replica is saved. Its own readings written since the last save are
+/// what a kill -9 can lose; everything else comes back from peers.
+pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the node rewrites its own entry (its heartbeat).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Milliseconds since the Unix epoch, by this machine's clock. The only place the node reads
+/// the wall clock for the office state; the core takes it as an argument.
+pub fn physical_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// A local change to the office state.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Reading {
+        sensor: SensorId,
+        room: Room,
+        quantity: Quantity,
+        value: f64,
+        unit: String,
+    },
+    Target {
+        room: Room,
+        quantity: Quantity,
+        value: f64,
+        unit: String,
+        set_by: Person,
+    },
+    Bind {
+        person: Person,
+        mac: Mac,
+    },
+    Unbind {
+        person: Person,
+        mac: Mac,
+    },
+    Sighting {
+        mac: Mac,
+        ip: IpAddr,
+    },
+    RaiseAlert {
+        name: AlertName,
+        room: Room,
+        quantity: Quantity,
+        message: Message,
+    },
+    ClearAlert {
+        name: AlertName,
+    },
+}
+
+impl Write {
+    /// Writes a person made (chat, HTTP) and alerts go out at once; readings and sightings
+    /// wait for the next publish batch.
+    fn urgent(&self) -> bool {
+        !matches!(self, Write::Reading { .. } | Write::Sighting { .. })
+    }
+}
+
+/// A delta for the network to push to peers.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub delta: Delta,
+    /// Publish now rather than with the next batch.
+    pub urgent: bool,
+}
+
+/// Why an office request failed.
+#[derive(Debug, Error)]
+pub enum OfficeError {
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("the node is shutting down")]
+    Stopped,
+    #[error("cannot save the office state: {0}")]
+    Save(String),
+}
+
+/// Where the actor saves. Implemented by the SQLite store; tests may use a directory.
+pub trait Persist: Send + 'static {
+    /// Saves the replica; must be durable when it returns, because the snapshot reserves
+    /// sequence numbers the replica is about to use.
+    fn save(&mut self, snapshot: &Snapshot) -> Result<(), String>;
+}
+
+enum Command {
+    Write {
+        write: Write,
+        reply: oneshot::Sender<Result<(), OfficeError>>,
+    },
+    Merge {
+        delta: Delta,
+        from: NodeId,
+        reply: oneshot::Sender<MergeReport>,
+    },
+    Digest {
+        reply: oneshot::Sender<Digest>,
+    },
+    MissingFor {
+        digest: Digest,
+        reply: oneshot::Sender<Delta>,
+    },
+}
+
+/// A cloneable handle on the office actor.
+#[derive(Clone)]
+pub struct OfficeHandle {
+    commands: mpsc::Sender<Command>,
+    view: watch::Receiver<Arc<Replica>>,
+}
+
+impl OfficeHandle {
+    /// The office state as of the last change.
+    pub fn view(&self) -> Arc<Replica> {
+        self.view.borrow().clone()
+    }
+
+    /// A receiver that wakes on every change, for live views (server-sent events).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Replica>> {
+        self.view.clone()
+    }
+
+    pub async fn write(&self, write: Write) -> Result<(), OfficeError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Write { write, reply }).await?;
+        answer.await.map_err(|_| OfficeError::Stopped)?
+    }
+
+    /// Merges a delta from peer `from`; the report says what was rejected.
+    pub async fn merge(&self, delta: Delta, from: NodeId) -> Result<MergeReport, OfficeError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Merge { delta, from, reply }).await?;
+        answer.await.map_err(|_| OfficeError::Stopped)
+    }
+
+    pub async fn digest(&self) -> Result<Digest, OfficeError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Digest { reply }).await?;
+        answer.await.map_err(|_| OfficeError::Stopped)
+    }
+
+    pub async fn missing_for(&self, digest: Digest) -> Result<Delta, OfficeError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::MissingFor { digest, reply }).await?;
+        answer.await.map_err(|_| OfficeError::Stopped)
+    }
+
+    async fn send(&self, command: Command) -> Result<(), OfficeError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| OfficeError::Stopped)
+    }
+}
+
+/// Who this node is, for its heartbeat entry.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub name: NodeName,
+    pub room: Room,
+    pub started_at_ms: u64,
+}
+
+/// The actor's state; runs until `shutdown`, then saves one last time.
+pub struct Office<P: Persist> {
+    replica: Replica,
+    identity: Identity,
+    persist: P,
+    commands: mpsc::Receiver<Command>,
+    outbox: mpsc::Sender<Outgoing>,
+    view: watch::Sender<Arc<Replica>>,
+    dirty: bool,
+}
+
+impl<P: Persist> Office<P> {
+    /// Saves the replica (reserving sequence numbers) and returns the actor, its handle and
+    /// the receiving end of the outbox. Fails if the first save fails: a node that cannot
+    /// save must not write.
+    pub fn new(
+        mut replica: Replica,
+        identity: Identity,
+        mut persist: P,
+    ) -> Result<(Self, OfficeHandle, mpsc::Receiver<Outgoing>), OfficeError> {
+        persist
+            .save(&replica.snapshot())
+            .map_err(OfficeError::Save)?;
+        let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
+        let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let (view, view_rx) = watch::channel(Arc::new(replica.clone()));
+        let office = Office {
+            replica,
+            identity,
+            persist,
+            commands,
+            outbox,
+            view,
+            dirty: false,
+        };
+        let handle = OfficeHandle {
+            commands: commands_tx,
+            view: view_rx,
+        };
+        Ok((office, handle, outbox_rx))
+    }
+
+    pub fn id(&self) -> &NodeId {
+        self.replica.id()
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut save = tokio::time::interval(SAVE_INTERVAL);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                command = self.commands.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+                _ = save.tick() => self.save_if_dirty(),
+                _ = heartbeat.tick() => self.announce().await,
+            }
+        }
+        self.dirty = true;
+        self.save_if_dirty();
+        info!("office state saved");
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Write { write, reply } => {
+                let result = self.write(write).await;
+                let _ = reply.send(result);
+            }
+            Command::Merge { delta, from, reply } => {
+                let report = self.replica.merge(delta, &from, physical_ms());
+                if report.changed() {
+                    self.changed();
+                }
+                let _ = reply.send(report);
+            }
+            Command::Digest { reply } => {
+                let _ = reply.send(self.replica.digest());
+            }
+            Command::MissingFor { digest, reply } => {
+                let _ = reply.send(self.replica.missing_for(&digest));
+            }
+        }
+    }
+
+    async fn write(&mut self, write: Write) -> Result<(), OfficeError> {
+        let urgent = write.urgent();
+        let delta = match self.apply(&write) {
+            Err(WriteError::LeaseExhausted { .. }) => {
+                // Reserve more sequence numbers, durably, then write.
+                self.persist
+                    .save(&self.replica.snapshot())
+                    .map_err(OfficeError::Save)?;
+                self.apply(&write)?
+            }
+            other => other?,
+        };
+        self.changed();
+        if self.outbox.send(Outgoing { delta, urgent }).await.is_err() {
+            debug!("network stopped; the write stays local until sync");
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, write: &Write) -> Result<Delta, WriteError> {
+        let now = physical_ms();
+        let replica = &mut self.replica;
+        match write.clone() {
+            Write::Reading {
+                sensor,
+                room,
+                quantity,
+                value,
+                unit,
+            } => replica.record_reading(sensor, room, quantity, value, &unit, now),
+            Write::Target {
+                room,
+                quantity,
+                value,
+                unit,
+                set_by,
+            } => replica.set_target(room, quantity, value, &unit, set_by, now),
+            Write::Bind { person, mac } => replica.bind(person, mac, now),
+            Write::Unbind { person, mac } => replica.unbind(person, mac, now),
+            Write::Sighting { mac, ip } => replica.observe_device(mac, ip, now),
+            Write::RaiseAlert {
+                name,
+                room,
+                quantity,
+                message,
+            } => replica.raise_alert(name, room, quantity, message, now),
+            Write::ClearAlert { name } => replica.clear_alert(name, now),
+        }
+    }
+
+    async fn announce(&mut self) {
+        let identity = self.identity.clone();
+        let version = Version::new(env!("CARGO_PKG_VERSION")).expect("the crate version is valid");
+        let mut result = self.replica.announce(
+            identity.name.clone(),
+            identity.room.clone(),
+            version.clone(),
+            identity.started_at_ms,
+            physical_ms(),
+        );
+        if let Err(WriteError::LeaseExhausted { .. }) = result {
+            if let Err(error) = self.persist.save(&self.replica.snapshot()) {
+                error!(%error, "cannot save the office state; heartbeat skipped");
+                return;
+            }
+            result = self.replica.announce(
+                identity.name,
+                identity.room,
+                version,
+                identity.started_at_ms,
+                physical_ms(),
+            );
+        }
+        match result {
+            Ok(delta) => {
+                self.changed();
+                let _ = self
+                    .outbox
+                    .send(Outgoing {
+                        delta,
+                        urgent: false,
+                    })
+                    .await;
+            }
+            Err(error) => warn!(%error, "heartbeat not written"),
+        }
+    }
+
+    fn changed(&mut self) {
+        self.dirty = true;
+        self.view.send_replace(Arc::new(self.replica.clone()));
+    }
+
+    fn save_if_dirty(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        match self.persist.save(&self.replica.snapshot()) {
+            Ok(()) => self.dirty = false,
+            // Keep running: peers hold the data, and the next tick tries again.
+            Err(error) => error!(%error, "cannot save the office state; retrying"),
+        }
+    }
+}
