@@ -5,6 +5,7 @@
 pub mod config;
 pub mod http;
 pub mod node;
+pub mod sensors;
 pub mod sim;
 pub mod state;
 pub mod wire;
