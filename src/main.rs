@@ -19,6 +19,15 @@ enum Command {
     /// Simulate an office of replicas in one thread, with a lossy network, partitions,
     /// crashes and skewed clocks, and report how they converge.
     Sim(SimArgs),
+    /// The documented configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the default configuration, every key documented.
+    Default,
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +75,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => run_sim(&args),
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", officemesh::config::DEFAULT_CONFIG);
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
