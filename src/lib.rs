@@ -4,4 +4,5 @@
 
 pub mod sim;
 pub mod state;
+pub mod store;
 pub mod wire;
