@@ -36,7 +36,7 @@ use std::{
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, params};
 use thiserror::Error;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use self::{
     history::{
@@ -238,8 +238,14 @@ impl Store {
     /// it returns, everything committed is on disk, whatever happens to the power.
     pub fn close(self) -> Result<(), StoreError> {
         let Store { conn, path, .. } = self;
-        conn.pragma_query(None, "wal_checkpoint(TRUNCATE)", |_| Ok(()))
+        // Returns (busy, log frames, frames checkpointed); busy means a reader (an operator's
+        // shell) kept part of the log from being copied: nothing is lost, it is copied later.
+        let busy: bool = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
             .at(&path)?;
+        if busy {
+            warn!(path = %path.display(), "the write-ahead log could not be fully checkpointed at close");
+        }
         conn.close()
             .map_err(|(_, error)| sqlite_error(&path, error))
     }
@@ -571,7 +577,13 @@ fn check_existing(path: &Path) -> Result<u32, StoreError> {
         problems.push(row.get::<_, String>(0)?);
         Ok(())
     })
-    .at(path)?;
+    .map_err(|error| match sqlite_error(path, error) {
+        StoreError::Corrupt { path, detail } => StoreError::Corrupt {
+            path,
+            detail: format!("quick_check failed: {detail}"),
+        },
+        other => other,
+    })?;
     if problems != ["ok"] {
         let shown = problems.len().min(MAX_CHECK_PROBLEMS);
         let more = problems.len() - shown;
