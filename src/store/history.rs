@@ -103,10 +103,26 @@ impl SeriesKey {
     }
 }
 
+/// A series as the store remembers it between appends.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct SeriesState {
+    id: i64,
+    /// The start of the hour of its newest reading, as saved in `series.last_hour_ms`.
+    last_hour_ms: i64,
+}
+
 /// Milliseconds as SQLite stores them; `None` past `i64::MAX` (292 million years).
 fn sql_ms(ms: u64) -> Option<i64> {
     i64::try_from(ms).ok()
 }
+
+/// The start of the rollup bucket holding `ms`.
+fn hour_of(ms: i64) -> i64 {
+    ms - ms.rem_euclid(BUCKET_MS)
+}
+
+/// [`ROLLUP_BUCKET_MS`] as SQLite stores it.
+const BUCKET_MS: i64 = ROLLUP_BUCKET_MS as i64;
 
 impl Store {
     /// Appends a batch of readings in one transaction: all of them or, on an error, none.
@@ -118,17 +134,22 @@ impl Store {
             return Ok(0);
         }
         let path = &self.path;
-        let known = &mut self.series_ids;
+        let known = &mut self.series;
         let tx = self.conn.transaction().at(path)?;
-        let mut created: HashMap<SeriesKey, i64> = HashMap::new();
+        // Series created or moved to a new hour by this batch; remembered only once it
+        // commits, since a rolled-back series id could be reused by another series.
+        let mut touched: HashMap<SeriesKey, SeriesState> = HashMap::new();
         let mut added = 0;
         let mut skipped = 0;
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO history (series_id, measured_at_ms, value) VALUES (?1, ?2, ?3)
+                    "INSERT INTO history (measured_at_ms, series_id, value) VALUES (?1, ?2, ?3)
                      ON CONFLICT DO NOTHING",
                 )
+                .at(path)?;
+            let mut advance = tx
+                .prepare_cached("UPDATE series SET last_hour_ms = ?2 WHERE id = ?1")
                 .at(path)?;
             for row in rows {
                 let Some(measured_at_ms) =
@@ -137,23 +158,33 @@ impl Store {
                     skipped += 1;
                     continue;
                 };
+                let hour = hour_of(measured_at_ms);
                 let key = SeriesKey::of(row);
-                let series_id = match known.get(&key).or_else(|| created.get(&key)) {
-                    Some(&id) => id,
+                let series = match touched.get(&key).or_else(|| known.get(&key)) {
+                    Some(&series) => series,
                     None => {
-                        let id = series_id(&tx, &key).at(path)?;
-                        created.insert(key, id);
-                        id
+                        let series = series_state(&tx, &key, hour).at(path)?;
+                        touched.insert(key.clone(), series);
+                        series
                     }
                 };
+                if hour > series.last_hour_ms {
+                    advance.execute(params![series.id, hour]).at(path)?;
+                    touched.insert(
+                        key,
+                        SeriesState {
+                            last_hour_ms: hour,
+                            ..series
+                        },
+                    );
+                }
                 added += insert
-                    .execute(params![series_id, measured_at_ms, row.value])
+                    .execute(params![measured_at_ms, series.id, row.value])
                     .at(path)?;
             }
         }
         tx.commit().at(path)?;
-        // Only now: a rolled-back series id could be reused by another series.
-        known.extend(created);
+        known.extend(touched);
         if skipped > 0 {
             warn!(path = %path.display(), skipped, "history rows with a value that is not a finite number, or an impossible time, were skipped");
         }
@@ -162,7 +193,7 @@ impl Store {
 
     /// Moves raw readings measured before `raw_before_ms` into hourly rollups, deletes the
     /// rollups of hours that ended at or before `rollups_before_ms`, and deletes series left
-    /// empty. One transaction.
+    /// with neither. One transaction.
     ///
     /// An hour cut in two by `raw_before_ms` is rolled up in two goes, merged: its count,
     /// minimum, maximum and mean end up as if rolled up at once.
@@ -173,12 +204,35 @@ impl Store {
     ) -> Result<Pruned, StoreError> {
         let raw_before = sql_ms(raw_before_ms).unwrap_or(i64::MAX);
         let rollups_before = sql_ms(rollups_before_ms).unwrap_or(i64::MAX);
-        let bucket = sql_ms(ROLLUP_BUCKET_MS).unwrap_or(i64::MAX);
         let path = &self.path;
         // Ids of series deleted below may be reused; forget them whatever the outcome.
-        self.series_ids.clear();
+        self.series.clear();
         let tx = self.conn.transaction().at(path)?;
         let mut pruned = Pruned::default();
+        // The rows to prune are a prefix of `history`, read once.
+        tx.execute(
+            "INSERT INTO rollup_hourly
+                (series_id, hour_start_ms, count, min_value, max_value, sum_value)
+             SELECT series_id, (measured_at_ms / ?2) * ?2 AS hour, count(*), min(value),
+                    max(value), sum(value)
+             FROM history WHERE measured_at_ms < ?1
+             GROUP BY series_id, hour
+             ON CONFLICT (series_id, hour_start_ms) DO UPDATE SET
+                count = count + excluded.count,
+                min_value = min(min_value, excluded.min_value),
+                max_value = max(max_value, excluded.max_value),
+                sum_value = sum_value + excluded.sum_value",
+            params![raw_before, BUCKET_MS],
+        )
+        .at(path)?;
+        pruned.rows_rolled_up = tx
+            .execute(
+                "DELETE FROM history WHERE measured_at_ms < ?1",
+                [raw_before],
+            )
+            .at(path)?;
+        // Rollups are clustered by series: delete series by series, so each statement walks
+        // one range of the primary key instead of the whole table.
         let series: Vec<i64> = {
             let mut statement = tx.prepare("SELECT id FROM series").at(path)?;
             statement
@@ -187,43 +241,20 @@ impl Store {
                 .collect::<Result<_, _>>()
                 .at(path)?
         };
-        // Series by series, so every statement walks one range of a primary key instead of
-        // scanning the whole table.
         for id in series {
-            tx.execute(
-                "INSERT INTO rollup_hourly
-                    (series_id, hour_start_ms, count, min_value, max_value, sum_value)
-                 SELECT ?1, (measured_at_ms / ?3) * ?3 AS hour, count(*), min(value),
-                        max(value), sum(value)
-                 FROM history WHERE series_id = ?1 AND measured_at_ms < ?2
-                 GROUP BY hour
-                 ON CONFLICT (series_id, hour_start_ms) DO UPDATE SET
-                    count = count + excluded.count,
-                    min_value = min(min_value, excluded.min_value),
-                    max_value = max(max_value, excluded.max_value),
-                    sum_value = sum_value + excluded.sum_value",
-                params![id, raw_before, bucket],
-            )
-            .at(path)?;
-            pruned.rows_rolled_up += tx
-                .execute(
-                    "DELETE FROM history WHERE series_id = ?1 AND measured_at_ms < ?2",
-                    params![id, raw_before],
-                )
-                .at(path)?;
             pruned.rollups_deleted += tx
                 .execute(
                     "DELETE FROM rollup_hourly WHERE series_id = ?1 AND hour_start_ms <= ?2 - ?3",
-                    params![id, rollups_before, bucket],
+                    params![id, rollups_before, BUCKET_MS],
                 )
                 .at(path)?;
         }
+        // A series whose newest hour ended before the cut has no raw rows left.
         pruned.series_deleted = tx
             .execute(
-                "DELETE FROM series WHERE
-                    NOT EXISTS (SELECT 1 FROM history WHERE series_id = series.id)
+                "DELETE FROM series WHERE last_hour_ms <= ?1 - ?2
                     AND NOT EXISTS (SELECT 1 FROM rollup_hourly WHERE series_id = series.id)",
-                [],
+                params![raw_before, BUCKET_MS],
             )
             .at(path)?;
         tx.commit().at(path)?;
@@ -367,28 +398,44 @@ fn series_columns(row: &Row<'_>) -> rusqlite::Result<[String; 4]> {
     Ok([row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?])
 }
 
-/// The id of a series, created if new.
-fn series_id(tx: &Transaction<'_>, key: &SeriesKey) -> rusqlite::Result<i64> {
+/// A series as saved, created (its newest hour `hour`) if new.
+fn series_state(tx: &Transaction<'_>, key: &SeriesKey, hour: i64) -> rusqlite::Result<SeriesState> {
     let names = params![
         key.node.as_str(),
         key.sensor.as_str(),
         key.room.as_str(),
         key.quantity.name()
     ];
-    let found: Option<i64> = tx
+    let found = tx
         .prepare_cached(
-            "SELECT id FROM series WHERE node_id = ?1 AND sensor = ?2 AND room = ?3 AND quantity = ?4",
+            "SELECT id, last_hour_ms FROM series
+             WHERE node_id = ?1 AND sensor = ?2 AND room = ?3 AND quantity = ?4",
         )?
-        .query_row(names, |row| row.get(0))
+        .query_row(names, |row| {
+            Ok(SeriesState {
+                id: row.get(0)?,
+                last_hour_ms: row.get(1)?,
+            })
+        })
         .optional()?;
     match found {
-        Some(id) => Ok(id),
+        Some(series) => Ok(series),
         None => {
             tx.prepare_cached(
-                "INSERT INTO series (node_id, sensor, room, quantity) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO series (node_id, sensor, room, quantity, last_hour_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(names)?;
-            Ok(tx.last_insert_rowid())
+            .execute(params![
+                key.node.as_str(),
+                key.sensor.as_str(),
+                key.room.as_str(),
+                key.quantity.name(),
+                hour
+            ])?;
+            Ok(SeriesState {
+                id: tx.last_insert_rowid(),
+                last_hour_ms: hour,
+            })
         }
     }
 }

@@ -188,9 +188,9 @@ pub struct Store {
     /// Declared before `_lock` so the database is closed before the lock is released.
     conn: Connection,
     path: PathBuf,
-    /// Ids of the history series seen so far, so appending a reading costs no lookup. Only
-    /// ids of committed series enter it, and pruning (which deletes series) empties it.
-    series_ids: HashMap<history::SeriesKey, i64>,
+    /// The history series seen so far, so appending a reading costs no lookup. Only
+    /// committed series enter it, and pruning (which deletes series) empties it.
+    series: HashMap<history::SeriesKey, history::SeriesState>,
     _lock: File,
 }
 
@@ -224,7 +224,7 @@ impl Store {
         Ok(Store {
             conn,
             path,
-            series_ids: HashMap::new(),
+            series: HashMap::new(),
             _lock: lock,
         })
     }

@@ -30,12 +30,20 @@ const STEPS: [Step; SCHEMA_VERSION as usize] = [create_v1];
 ///   sequence ceiling are copied into columns so an operator can read them with `sqlite3`,
 ///   and so a save can refuse to move the ceiling backwards without decoding the blob.
 /// - `series`: one row per (node, sensor, room, quantity) whose history is kept, so the
-///   52-character node id and the names are stored once, not once per reading.
-/// - `history`: raw readings, clustered by series then time (a chart reads one series over
-///   a time range; pruning deletes a prefix of each series).
+///   52-character node id and the names are stored once, not once per reading. Its
+///   `last_hour_ms` (the hour of its newest reading, updated when a new hour starts) tells
+///   pruning when a series has no raw rows left without scanning `history`.
+/// - `history`: raw readings, clustered by time then series. Appends all land on the last
+///   page or two, so a batch of 100 readings writes about one page to the log instead of one
+///   page per sensor, and pruning deletes a prefix. The price: reading one series over a
+///   time range scans every series in that range.
 /// - `rollup_hourly`: per series and hour, the count, minimum, maximum and sum of the
 ///   readings pruned from `history`; sums and counts merge, so an hour pruned in two goes
-///   still has the right mean.
+///   still has the right mean. Written only when pruning, so clustered by series for charts.
+///
+/// `history` has no foreign key to `series`: enforcing it when a series is deleted would
+/// scan `history`, which has no index by series (one would cost a page write per sensor per
+/// batch again). The store only deletes a series once its rows are gone.
 fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
         "CREATE TABLE secrets (
@@ -56,14 +64,15 @@ fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             sensor TEXT NOT NULL,
             room TEXT NOT NULL,
             quantity TEXT NOT NULL,
+            last_hour_ms INTEGER NOT NULL,
             UNIQUE (node_id, sensor, room, quantity)
         );
 
         CREATE TABLE history (
-            series_id INTEGER NOT NULL REFERENCES series (id),
             measured_at_ms INTEGER NOT NULL,
+            series_id INTEGER NOT NULL,
             value REAL NOT NULL,
-            PRIMARY KEY (series_id, measured_at_ms)
+            PRIMARY KEY (measured_at_ms, series_id)
         ) WITHOUT ROWID;
 
         CREATE TABLE rollup_hourly (

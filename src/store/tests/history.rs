@@ -236,3 +236,49 @@ fn a_sensor_moved_to_another_room_keeps_its_old_readings_in_the_old_room() {
         [before, after]
     );
 }
+
+/// Pruning deletes a series only when it has neither rows nor rollups left; it knows the
+/// rows are gone from the series' newest hour, which must survive a restart and must not
+/// move back when an older reading arrives late.
+#[test]
+fn a_series_with_recent_rows_survives_pruning_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path())
+        .append_history(&[row("a", 1.0, hour(0) + 1000)])
+        .unwrap();
+    let mut store = open(dir.path());
+    store
+        .append_history(&[row("a", 4.0, hour(3) + 1000)])
+        .unwrap();
+    store
+        .append_history(&[row("a", 2.0, hour(1) + 1000)])
+        .unwrap();
+
+    let pruned = store.prune_history(hour(2), hour(2)).unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            rows_rolled_up: 2,
+            rollups_deleted: 2,
+            series_deleted: 0
+        }
+    );
+    assert_eq!(raw_values(&store, "a"), [(hour(3) + 1000, 4.0)]);
+    drop(store);
+    let mut store = open(dir.path());
+    assert_eq!(
+        store
+            .prune_history(hour(4), hour(3))
+            .unwrap()
+            .series_deleted,
+        0
+    );
+    check_rollups(&store, &[(3, 1, 4.0, 4.0, 4.0)]);
+    assert_eq!(
+        store
+            .prune_history(hour(4), hour(5))
+            .unwrap()
+            .series_deleted,
+        1
+    );
+}

@@ -12,6 +12,7 @@ mod snapshot;
 use std::{
     net::{IpAddr, Ipv4Addr},
     path::Path,
+    time::Instant,
 };
 
 use super::*;
@@ -39,8 +40,27 @@ fn sensor(name: &str) -> SensorId {
     SensorId::new(name).unwrap()
 }
 
+/// How long [`open`] waits for the data directory's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens a store, waiting for the directory's lock if needed. The lock can outlive the
+/// store that dropped it by a moment: the `crash` test spawns processes, and a process
+/// forked from this one holds copies of every open file, the lock file included, until it
+/// executes its program.
+fn try_open(dir: &Path) -> Result<Store, StoreError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match Store::open(dir) {
+            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::yield_now();
+            }
+            result => return result,
+        }
+    }
+}
+
 fn open(dir: &Path) -> Store {
-    Store::open(dir).unwrap_or_else(|error| panic!("open {}: {error}", dir.display()))
+    try_open(dir).unwrap_or_else(|error| panic!("open {}: {error}", dir.display()))
 }
 
 /// A new replica whose first lease is saved, as the API asks before the first write.

@@ -24,7 +24,7 @@ fn check(name: &str, make: impl FnOnce(&Path), expected: Refusal) {
     make(&path);
     let before = file_bytes(&path);
     for attempt in 1..=2 {
-        let error = Store::open(dir.path())
+        let error = try_open(dir.path())
             .err()
             .unwrap_or_else(|| panic!("{name}: open #{attempt} must fail"));
         let message = error.to_string();
