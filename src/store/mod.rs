@@ -204,6 +204,9 @@ impl Store {
     /// ([`StoreError::Corrupt`]) or has a newer schema ([`StoreError::NewerSchema`]) is
     /// refused before anything can write to it. The check reads the whole file, so a start
     /// with a large history takes a moment on an SD card.
+    ///
+    /// Fails at once with [`StoreError::Locked`] while another store (in this or another
+    /// process) has the directory open.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         create_private_dir(data_dir)?;
         let lock = lock_dir(data_dir)?;
@@ -273,8 +276,7 @@ impl Store {
                 format!("the saved replica of {node_id} does not decode: {error}"),
             )
         })?;
-        if snapshot.id.as_str() != node_id || i64::try_from(snapshot.seq_ceiling) != Ok(seq_ceiling)
-        {
+        if snapshot.id.as_str() != node_id || ceiling_column(snapshot.seq_ceiling) != seq_ceiling {
             return Err(corrupt(
                 &self.path,
                 format!(
@@ -301,8 +303,7 @@ impl Store {
                 max: MAX_SNAPSHOT_BYTES,
             });
         }
-        let seq_ceiling = i64::try_from(snapshot.seq_ceiling)
-            .map_err(|_| corrupt(&self.path, "sequence ceiling beyond 2^63"))?;
+        let seq_ceiling = ceiling_column(snapshot.seq_ceiling);
         let node = snapshot.id.as_str();
         let path = self.path.clone();
         self.synced(|tx| {
@@ -482,6 +483,13 @@ impl Store {
         restored?;
         Ok(value)
     }
+}
+
+/// The sequence ceiling as its column holds it. A replica's ceiling never exceeds
+/// `MAX_SEQ` (2^53 - 1); a larger one, from a hand-made snapshot, is saturated here and
+/// compared the same way on load.
+fn ceiling_column(seq_ceiling: u64) -> i64 {
+    i64::try_from(seq_ceiling).unwrap_or(i64::MAX)
 }
 
 /// Creates the data directory, and any missing parent, readable by its owner only: the

@@ -102,3 +102,10 @@ fn a_second_store_on_the_same_directory_is_refused_until_the_first_closes() {
     drop(first);
     open(dir.path());
 }
+
+/// The node moves its store to a thread of its own.
+#[test]
+fn a_store_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+}
