@@ -593,11 +593,17 @@ fn check_existing(path: &Path) -> Result<u32, StoreError> {
         other => other,
     })?;
     if problems != ["ok"] {
-        let shown = problems.len().min(MAX_CHECK_PROBLEMS);
-        let more = problems.len() - shown;
-        let mut detail = format!("quick_check found: {}", problems[..shown].join("; "));
-        if more > 0 {
-            detail.push_str(&format!(" (and {more} more)"));
+        // A row may hold several lines under a "*** in database main ***" heading; the
+        // error is one line, so quote the problems themselves, separated.
+        let lines: Vec<&str> = problems
+            .iter()
+            .flat_map(|problem| problem.lines())
+            .filter(|line| !line.starts_with("***") && !line.trim().is_empty())
+            .collect();
+        let shown = lines.len().min(MAX_CHECK_PROBLEMS);
+        let mut detail = format!("quick_check found: {}", lines[..shown].join("; "));
+        if lines.len() > shown {
+            detail.push_str(&format!(" (and {} more)", lines.len() - shown));
         }
         return Err(corrupt(path, detail));
     }

@@ -28,6 +28,7 @@ fn check(name: &str, make: impl FnOnce(&Path), expected: Refusal) {
             .err()
             .unwrap_or_else(|| panic!("{name}: open #{attempt} must fail"));
         let message = error.to_string();
+        assert!(!message.contains('\n'), "{name}: one line: {message}");
         assert!(
             message.contains(&path.display().to_string()),
             "{name}: the message must name the file: {message}"
@@ -117,6 +118,21 @@ fn refused_files_are_left_untouched() {
             fs::write(path, &bytes).unwrap();
         },
         Refusal::Corrupt(""),
+    );
+    check(
+        "a real database whose free pages are lost",
+        |path| {
+            real_database(path);
+            let conn = Connection::open(path).unwrap();
+            conn.execute_batch("DELETE FROM history").unwrap();
+            conn.close().unwrap();
+            // The header's freelist (first trunk page, page count) says there is none: the
+            // freed pages belong to nothing, which only a check notices.
+            let mut bytes = file_bytes(path);
+            bytes[32..40].fill(0);
+            fs::write(path, &bytes).unwrap();
+        },
+        Refusal::Corrupt("quick_check found: Page "),
     );
     check(
         "a database of a newer officemesh",
