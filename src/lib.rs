@@ -8,4 +8,5 @@ pub mod node;
 pub mod sensors;
 pub mod sim;
 pub mod state;
+pub mod store;
 pub mod wire;

@@ -1,0 +1,116 @@
+//! The database schema and its migrations.
+//!
+//! The schema version lives in the file header (`PRAGMA user_version`), so it is read before
+//! any table, and a file from a newer officemesh is recognised without parsing its tables.
+//! Each migration step takes the schema from one version to the next inside its own
+//! transaction, and sets the new version in that same transaction: a crash mid-migration
+//! leaves the previous version intact, and the next start runs the step again.
+
+use rusqlite::{Connection, Transaction};
+
+/// The schema version this build writes and reads. A file with a higher version was written
+/// by a newer officemesh and is refused, untouched.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Marks the file as officemesh's (`PRAGMA application_id`, "OMSH"), so that another
+/// program's SQLite file found at our path is refused rather than migrated.
+pub(super) const APPLICATION_ID: i32 = 0x4f4d_5348;
+
+/// One step: the schema at version `n` becomes version `n + 1`.
+type Step = fn(&Transaction<'_>) -> rusqlite::Result<()>;
+
+/// `STEPS[n]` takes the schema from version `n` to `n + 1`; version 0 is an empty file.
+const STEPS: [Step; SCHEMA_VERSION as usize] = [create_v1];
+
+/// Version 1.
+///
+/// - `secrets`: the node key, the swarm key and the API token, by name. Opaque bytes: the
+///   modules that use them encode and decode them.
+/// - `snapshot`: the one saved replica, as `wire::encode_snapshot` bytes. Its node id and
+///   sequence ceiling are copied into columns so an operator can read them with `sqlite3`,
+///   and so a save can refuse to move the ceiling backwards without decoding the blob.
+/// - `series`: one row per (node, sensor, room, quantity) whose history is kept, so the
+///   52-character node id and the names are stored once, not once per reading. Its
+///   `last_hour_ms` (the hour of its newest reading, updated when a new hour starts) tells
+///   pruning when a series has no raw rows left without scanning `history`.
+/// - `history`: raw readings, clustered by time then series. Appends all land on the last
+///   page or two, so a batch of 100 readings writes about one page to the log instead of one
+///   page per sensor, and pruning deletes a prefix. The price: reading one series over a
+///   time range scans every series in that range.
+/// - `rollup_hourly`: per series and hour, the count, minimum, maximum and sum of the
+///   readings pruned from `history`; sums and counts merge, so an hour pruned in two goes
+///   still has the right mean. Written only when pruning, so clustered by series for charts.
+///
+/// `history` has no foreign key to `series`: enforcing it when a series is deleted would
+/// scan `history`, which has no index by series (one would cost a page write per sensor per
+/// batch again). The store only deletes a series once its rows are gone.
+fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE secrets (
+            name TEXT PRIMARY KEY NOT NULL,
+            value BLOB NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE snapshot (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            node_id TEXT NOT NULL,
+            seq_ceiling INTEGER NOT NULL,
+            encoded BLOB NOT NULL
+        );
+
+        CREATE TABLE series (
+            id INTEGER PRIMARY KEY,
+            node_id TEXT NOT NULL,
+            sensor TEXT NOT NULL,
+            room TEXT NOT NULL,
+            quantity TEXT NOT NULL,
+            last_hour_ms INTEGER NOT NULL,
+            UNIQUE (node_id, sensor, room, quantity)
+        );
+
+        CREATE TABLE history (
+            measured_at_ms INTEGER NOT NULL,
+            series_id INTEGER NOT NULL,
+            value REAL NOT NULL,
+            PRIMARY KEY (measured_at_ms, series_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE rollup_hourly (
+            series_id INTEGER NOT NULL REFERENCES series (id),
+            hour_start_ms INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            min_value REAL NOT NULL,
+            max_value REAL NOT NULL,
+            sum_value REAL NOT NULL,
+            PRIMARY KEY (series_id, hour_start_ms)
+        ) WITHOUT ROWID;",
+    )?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+}
+
+/// The schema version of an open database.
+pub(super) fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// What migrating did: the version found and the version reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Migrated {
+    pub from: u32,
+    pub to: u32,
+}
+
+/// Brings a database at version `from` (checked to be at most [`SCHEMA_VERSION`]) up to
+/// [`SCHEMA_VERSION`], one step per transaction.
+pub(super) fn migrate(conn: &mut Connection, from: u32) -> rusqlite::Result<Migrated> {
+    for version in from..SCHEMA_VERSION {
+        let tx = conn.transaction()?;
+        STEPS[version as usize](&tx)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+    Ok(Migrated {
+        from,
+        to: SCHEMA_VERSION,
+    })
+}
