@@ -2,3 +2,324 @@
 //! the sensors, each a task owned here and stopped by one shutdown signal.
 
 pub mod office;
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::{Context, Result, bail};
+use libp2p::{Multiaddr, PeerId, identity::Keypair};
+use tokio::{sync::mpsc, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use self::office::{Identity, Office, OfficeHandle, Outgoing, Persist, physical_ms};
+use crate::{
+    config::Config,
+    http::{self, Api, PeerSource, PeerView},
+    net::{self, JoinToken, Net, NetConfig, NetEvent, NetHandle, SwarmKey, Verdict},
+    sensors,
+    state::{NodeName, Replica, Snapshot},
+    store::Store,
+};
+
+/// How long a device counts as present after a node last saw it (Home Assistant's default).
+pub const CONSIDER_HOME_MS: u64 = 180_000;
+
+/// The name of the generated API token file in the data dir.
+pub const API_TOKEN_FILE: &str = "api-token";
+
+/// A node that is running: where to reach it, and how to wait for it to stop.
+pub struct RunningNode {
+    pub peer_id: PeerId,
+    pub http: SocketAddr,
+    pub data_dir: PathBuf,
+    pub api_token_path: Option<PathBuf>,
+    pub net: NetHandle,
+    pub office: OfficeHandle,
+    tasks: JoinSet<()>,
+}
+
+impl RunningNode {
+    /// Waits until every task has stopped (after the shutdown token fired).
+    pub async fn wait(mut self) {
+        while let Some(result) = self.tasks.join_next().await {
+            if let Err(error) = result {
+                warn!(%error, "a node task ended abnormally");
+            }
+        }
+    }
+}
+
+/// The store, as the office actor saves to it.
+struct StorePersist(Store);
+
+impl Persist for StorePersist {
+    fn save(&mut self, snapshot: &Snapshot) -> Result<(), String> {
+        self.0.save_snapshot(snapshot).map_err(|error| error.to_string())
+    }
+}
+
+/// The network actor, as the HTTP API lists peers.
+struct NetPeers(NetHandle);
+
+impl PeerSource for NetPeers {
+    fn peers(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<PeerView>> + Send + '_>> {
+        Box::pin(async move {
+            self.0
+                .peers()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|peer| PeerView {
+                    id: peer.peer.to_base58(),
+                    addresses: peer.addresses.iter().map(ToString::to_string).collect(),
+                    rtt_ms: peer.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
+                })
+                .collect()
+        })
+    }
+}
+
+/// Starts a node; it runs until `shutdown` fires. Fails with a clear error if the data dir,
+/// its database or keys cannot be used, or an address cannot be bound.
+pub async fn start(config: Config, shutdown: CancellationToken) -> Result<RunningNode> {
+    let data_dir = config.data_dir.clone();
+    let mut store = Store::open(&data_dir)?;
+
+    let key_bytes = store.load_or_create_node_key(|| {
+        Keypair::generate_ed25519()
+            .to_protobuf_encoding()
+            .expect("an Ed25519 key encodes")
+    })?;
+    let keypair = Keypair::from_protobuf_encoding(&key_bytes)
+        .with_context(|| format!("the node key in {} is unreadable", store.path().display()))?;
+    let peer_id = keypair.public().to_peer_id();
+    let node_id = net::node_id(&peer_id);
+
+    let (swarm_key, joined) = swarm_key(&config, &mut store)?;
+    let api_token_path = data_dir.join(API_TOKEN_FILE);
+    let (api_token, api_token_path) = api_token(&config, &api_token_path)?;
+
+    let replica = match store.load_snapshot()? {
+        Some(snapshot) if snapshot.id != node_id => bail!(
+            "the saved state in {} belongs to node {}, but this node's key is {node_id}",
+            store.path().display(),
+            snapshot.id
+        ),
+        Some(snapshot) => {
+            let replica = Replica::restore(snapshot, config.retention.as_millis() as u64);
+            info!(entries = replica.store().len(), seq = replica.seq(), "office state restored");
+            replica
+        }
+        None => {
+            info!(node = %node_id, "a new node");
+            Replica::new(node_id.clone(), config.retention.as_millis() as u64)
+        }
+    };
+    let name = match &config.name {
+        Some(name) => name.clone(),
+        None => NodeName::new(&host_name()).unwrap_or_else(|_| NodeName::new("officemesh").expect("valid")),
+    };
+    let started_at_ms = physical_ms();
+    let identity = Identity {
+        name,
+        room: config.room.clone(),
+        started_at_ms,
+    };
+    let (office, office_handle, outbox) = Office::new(replica, identity, StorePersist(store))?;
+
+    let mut net_config = NetConfig::new(keypair, swarm_key);
+    net_config.listen = parse_multiaddrs("network.listen", &config.listen)?;
+    net_config.bootstrap = parse_multiaddrs("network.peers", &config.peers)?;
+    net_config.bootstrap.extend(joined);
+    net_config.mdns = config.mdns;
+    net_config.publish_interval = config.publish_interval;
+    net_config.sync_interval = config.sync_interval;
+    if !config.allow.is_empty() {
+        let mut allowed = HashSet::new();
+        for peer in &config.allow {
+            allowed.insert(peer.parse::<PeerId>().with_context(|| format!("network.allow: {peer:?} is not a peer id"))?);
+        }
+        allowed.insert(peer_id);
+        net_config.allow_list = Some(allowed);
+    }
+    let parts = Net::spawn(net_config, shutdown.child_token())?;
+    let net_handle = parts.handle.clone();
+
+    let listener = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {} (http.listen)", config.http_listen))?;
+    let http = listener.local_addr()?;
+    let api = Arc::new(Api {
+        office: office_handle.clone(),
+        peers: Box::new(NetPeers(net_handle.clone())),
+        token: api_token,
+        started_at_ms,
+        consider_home_ms: CONSIDER_HOME_MS,
+    });
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(office.run(shutdown.clone()));
+    tasks.spawn(async move {
+        if let Err(error) = parts.task.await {
+            warn!(%error, "the network task ended abnormally");
+        }
+    });
+    tasks.spawn(forward_outbox(outbox, net_handle.clone()));
+    tasks.spawn(handle_net_events(parts.events, office_handle.clone()));
+    {
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(error) = http::serve(listener, api, shutdown).await {
+                warn!(%error, "the HTTP API stopped");
+            }
+        });
+    }
+    if config.sim {
+        let seed = u64::from_le_bytes(peer_id.to_bytes()[peer_id.to_bytes().len() - 8..].try_into().expect("8 bytes"));
+        tasks.spawn(sensors::simulated::run(office_handle.clone(), config.room.clone(), seed, shutdown.clone()));
+    } else {
+        info!("no sensors configured; run with --sim for simulated ones");
+    }
+    info!(node = %peer_id, %http, room = %config.room, "node running");
+    Ok(RunningNode {
+        peer_id,
+        http,
+        data_dir,
+        api_token_path,
+        net: net_handle,
+        office: office_handle,
+        tasks,
+    })
+}
+
+/// Pushes each local delta to the network, in the publish batch or at once.
+async fn forward_outbox(mut outbox: mpsc::Receiver<Outgoing>, net: NetHandle) {
+    while let Some(Outgoing { delta, urgent }) = outbox.recv().await {
+        let sent = if urgent {
+            net.publish_now(delta).await
+        } else {
+            net.publish(delta).await
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+/// Answers what the network asks of the office: merges, digests, sync answers.
+async fn handle_net_events(mut events: mpsc::Receiver<NetEvent>, office: OfficeHandle) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NetEvent::DeltaReceived { from, delta, reply, .. } => {
+                let Ok(report) = office.merge(delta, net::node_id(&from)).await else {
+                    return;
+                };
+                let _ = reply.send(Verdict::of(&report));
+            }
+            NetEvent::DigestWanted { reply } => {
+                let Ok(digest) = office.digest().await else { return };
+                let _ = reply.send(digest);
+            }
+            NetEvent::SyncRequested { digest, reply, .. } => {
+                let Ok(delta) = office.missing_for(digest).await else { return };
+                let _ = reply.send(delta);
+            }
+            NetEvent::PeerConnected { peer } => info!(%peer, "peer connected"),
+            NetEvent::PeerDisconnected { peer } => info!(%peer, "peer disconnected"),
+            NetEvent::Listening { address } => info!(%address, "listening"),
+            // The net actor logs these once per peer already.
+            NetEvent::PeerMisbehaved { .. } | NetEvent::AdmissionRefused { .. } => {}
+        }
+    }
+}
+
+/// The office key: from `--swarm-key FILE`, from a join token (then stored), from the data
+/// dir, or new (a new office). Also returns the addresses a join token says to dial.
+fn swarm_key(config: &Config, store: &mut Store) -> Result<(SwarmKey, Vec<Multiaddr>)> {
+    if let Some(path) = &config.swarm_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the swarm key file {} (network.swarm_key_file)", path.display()))?;
+        let key = SwarmKey::parse(&text).with_context(|| format!("swarm key file {}", path.display()))?;
+        return Ok((key, Vec::new()));
+    }
+    if let Some(token) = &config.join {
+        let token: JoinToken = token.parse().context("the join token (--join) is not valid")?;
+        store.set_swarm_key(&token.key.bytes())?;
+        info!(fingerprint = %token.key.fingerprint(), "joined the office of the token; its key is stored");
+        return Ok((token.key, token.addresses));
+    }
+    let mut fresh = false;
+    let bytes = store.load_or_create_swarm_key(|| {
+        fresh = true;
+        SwarmKey::generate().expect("the operating system's random number generator works").bytes()
+    })?;
+    let key = SwarmKey::from_bytes(bytes);
+    if fresh {
+        info!(fingerprint = %key.fingerprint(), "a new office: generated its swarm key; `officemesh invite` prints a token for other nodes to join");
+    }
+    Ok((key, Vec::new()))
+}
+
+/// The API token: configured, from `OFFICEMESH_API_TOKEN`, or generated into the data dir.
+/// Returns the token and, when it lives in a file, the file's path.
+fn api_token(config: &Config, path: &Path) -> Result<(String, Option<PathBuf>)> {
+    if let Some(token) = &config.api_token {
+        return Ok((token.clone(), None));
+    }
+    if let Some(token) = std::env::var("OFFICEMESH_API_TOKEN").ok().filter(|token| !token.trim().is_empty()) {
+        return Ok((token.trim().to_owned(), None));
+    }
+    match std::fs::read_to_string(path) {
+        Ok(token) if !token.trim().is_empty() => {
+            info!(path = %path.display(), "API token for writes");
+            return Ok((token.trim().to_owned(), Some(path.to_owned())));
+        }
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).with_context(|| format!("cannot read the API token {}", path.display())),
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("no randomness for the API token: {error}"))?;
+    let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    write_private(path, &format!("{token}\n"))?;
+    info!(path = %path.display(), "generated the API token for writes");
+    Ok((token, Some(path.to_owned())))
+}
+
+/// Writes a file only the owner can read.
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn parse_multiaddrs(key: &str, addresses: &[String]) -> Result<Vec<Multiaddr>> {
+    addresses
+        .iter()
+        .map(|address| {
+            address
+                .parse::<Multiaddr>()
+                .with_context(|| format!("{key}: {address:?} is not a multiaddr"))
+        })
+        .collect()
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "officemesh".to_owned())
+}
