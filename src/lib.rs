@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for the map of the modules.
 
+pub mod net;
 pub mod sim;
 pub mod state;
 pub mod wire;
