@@ -343,6 +343,7 @@ impl Net {
                 agent_version: state.agent_version.clone(),
                 subscribed: subscribed.contains(peer),
                 in_mesh: in_mesh.contains(peer),
+                gossip_score: gossipsub.peer_score(peer),
             })
             .collect();
         infos.sort_by_key(|info| info.peer);
@@ -711,15 +712,19 @@ impl Net {
         publisher: PeerId,
         reason: &str,
     ) {
-        if self.warned.first(format!("bad gossip {publisher}")) {
-            warn!(
-                peer = %publisher,
-                via = %propagation_source,
-                reason,
-                "rejected a gossiped delta from peer {publisher}: {reason}"
-            );
-        }
         self.validate(message_id, &propagation_source, MessageAcceptance::Reject);
+        self.misbehaved(
+            publisher,
+            format!("sent a gossiped delta that was rejected: {reason}"),
+        );
+    }
+
+    /// Logs once per peer that it sent what no honest peer sends, and tells the node.
+    fn misbehaved(&mut self, peer: PeerId, reason: String) {
+        if self.warned.first(format!("misbehaved {peer}")) {
+            warn!(%peer, reason, "peer {peer} {reason}");
+            self.emit(NetEvent::PeerMisbehaved { peer, reason });
+        }
     }
 
     fn validate(&mut self, message_id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
@@ -805,13 +810,12 @@ impl Net {
         let Some(peer) = self.outbound.remove(&request_id) else {
             return;
         };
-        if !response.invalid.is_empty() && self.warned.first(format!("bad sync {peer}")) {
-            warn!(
-                %peer,
-                count = response.invalid.len(),
-                first = %response.invalid[0],
-                "peer {peer} sent invalid entries in a sync page; they were dropped"
+        if let Some(first) = response.invalid.first() {
+            let reason = format!(
+                "sent {} invalid entries in a sync page, e.g. {first}; they were dropped",
+                response.invalid.len()
             );
+            self.misbehaved(peer, reason);
         }
         let Some(session) = self.sessions.get_mut(&peer) else {
             return;
@@ -928,9 +932,11 @@ impl Net {
                 self.validate(&message_id, &propagation_source, acceptance);
             }
             Reply::PageMerged { peer, verdict } => {
-                if verdict == Some(Verdict::Reject) && self.warned.first(format!("bad sync {peer}"))
-                {
-                    warn!(%peer, "peer {peer} sent writes the node rejected in a sync page");
+                if verdict == Some(Verdict::Reject) {
+                    self.misbehaved(
+                        peer,
+                        "sent writes the node rejected in a sync page".to_owned(),
+                    );
                 }
                 let Some(session) = self.sessions.get(&peer) else {
                     return;

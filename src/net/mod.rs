@@ -257,6 +257,10 @@ pub enum NetEvent {
         digest: Digest,
         reply: oneshot::Sender<Delta>,
     },
+    /// A peer sent data no honest peer sends (a gossiped delta with another node's writes,
+    /// invalid entries); it was dropped, and gossip penalises the peer. Sent once per peer,
+    /// like the log line.
+    PeerMisbehaved { peer: PeerId, reason: String },
     /// A peer was refused; sent once per address or peer, like the log line.
     AdmissionRefused {
         address: Option<Multiaddr>,
@@ -266,7 +270,7 @@ pub enum NetEvent {
 }
 
 /// A connected peer, as [`NetHandle::peers`] reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PeerInfo {
     pub peer: PeerId,
     /// The remote addresses of its open connections.
@@ -279,6 +283,8 @@ pub struct PeerInfo {
     pub subscribed: bool,
     /// Whether it is in this node's gossipsub mesh for the state topic.
     pub in_mesh: bool,
+    /// Its gossipsub score as this node sees it; negative after invalid messages.
+    pub gossip_score: Option<f64>,
 }
 
 /// What the node asks of the net actor; [`NetHandle`] wraps each one.
