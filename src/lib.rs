@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod http;
+pub mod net;
 pub mod node;
 pub mod sensors;
 pub mod sim;

@@ -59,7 +59,9 @@ struct StorePersist(Store);
 
 impl Persist for StorePersist {
     fn save(&mut self, snapshot: &Snapshot) -> Result<(), String> {
-        self.0.save_snapshot(snapshot).map_err(|error| error.to_string())
+        self.0
+            .save_snapshot(snapshot)
+            .map_err(|error| error.to_string())
     }
 }
 
@@ -67,7 +69,9 @@ impl Persist for StorePersist {
 struct NetPeers(NetHandle);
 
 impl PeerSource for NetPeers {
-    fn peers(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<PeerView>> + Send + '_>> {
+    fn peers(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<PeerView>> + Send + '_>> {
         Box::pin(async move {
             self.0
                 .peers()
@@ -112,7 +116,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         ),
         Some(snapshot) => {
             let replica = Replica::restore(snapshot, config.retention.as_millis() as u64);
-            info!(entries = replica.store().len(), seq = replica.seq(), "office state restored");
+            info!(
+                entries = replica.store().len(),
+                seq = replica.seq(),
+                "office state restored"
+            );
             replica
         }
         None => {
@@ -122,7 +130,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     };
     let name = match &config.name {
         Some(name) => name.clone(),
-        None => NodeName::new(&host_name()).unwrap_or_else(|_| NodeName::new("officemesh").expect("valid")),
+        None => NodeName::new(&host_name())
+            .unwrap_or_else(|_| NodeName::new("officemesh").expect("valid")),
     };
     let started_at_ms = physical_ms();
     let identity = Identity {
@@ -142,7 +151,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     if !config.allow.is_empty() {
         let mut allowed = HashSet::new();
         for peer in &config.allow {
-            allowed.insert(peer.parse::<PeerId>().with_context(|| format!("network.allow: {peer:?} is not a peer id"))?);
+            allowed.insert(
+                peer.parse::<PeerId>()
+                    .with_context(|| format!("network.allow: {peer:?} is not a peer id"))?,
+            );
         }
         allowed.insert(peer_id);
         net_config.allow_list = Some(allowed);
@@ -152,7 +164,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
 
     let listener = tokio::net::TcpListener::bind(config.http_listen)
         .await
-        .with_context(|| format!("cannot listen for HTTP on {} (http.listen)", config.http_listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen for HTTP on {} (http.listen)",
+                config.http_listen
+            )
+        })?;
     let http = listener.local_addr()?;
     let api = Arc::new(Api {
         office: office_handle.clone(),
@@ -180,8 +197,17 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         });
     }
     if config.sim {
-        let seed = u64::from_le_bytes(peer_id.to_bytes()[peer_id.to_bytes().len() - 8..].try_into().expect("8 bytes"));
-        tasks.spawn(sensors::simulated::run(office_handle.clone(), config.room.clone(), seed, shutdown.clone()));
+        let seed = u64::from_le_bytes(
+            peer_id.to_bytes()[peer_id.to_bytes().len() - 8..]
+                .try_into()
+                .expect("8 bytes"),
+        );
+        tasks.spawn(sensors::simulated::run(
+            office_handle.clone(),
+            config.room.clone(),
+            seed,
+            shutdown.clone(),
+        ));
     } else {
         info!("no sensors configured; run with --sim for simulated ones");
     }
@@ -215,18 +241,24 @@ async fn forward_outbox(mut outbox: mpsc::Receiver<Outgoing>, net: NetHandle) {
 async fn handle_net_events(mut events: mpsc::Receiver<NetEvent>, office: OfficeHandle) {
     while let Some(event) = events.recv().await {
         match event {
-            NetEvent::DeltaReceived { from, delta, reply, .. } => {
+            NetEvent::DeltaReceived {
+                from, delta, reply, ..
+            } => {
                 let Ok(report) = office.merge(delta, net::node_id(&from)).await else {
                     return;
                 };
                 let _ = reply.send(Verdict::of(&report));
             }
             NetEvent::DigestWanted { reply } => {
-                let Ok(digest) = office.digest().await else { return };
+                let Ok(digest) = office.digest().await else {
+                    return;
+                };
                 let _ = reply.send(digest);
             }
             NetEvent::SyncRequested { digest, reply, .. } => {
-                let Ok(delta) = office.missing_for(digest).await else { return };
+                let Ok(delta) = office.missing_for(digest).await else {
+                    return;
+                };
                 let _ = reply.send(delta);
             }
             NetEvent::PeerConnected { peer } => info!(%peer, "peer connected"),
@@ -242,13 +274,20 @@ async fn handle_net_events(mut events: mpsc::Receiver<NetEvent>, office: OfficeH
 /// dir, or new (a new office). Also returns the addresses a join token says to dial.
 fn swarm_key(config: &Config, store: &mut Store) -> Result<(SwarmKey, Vec<Multiaddr>)> {
     if let Some(path) = &config.swarm_key_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the swarm key file {} (network.swarm_key_file)", path.display()))?;
-        let key = SwarmKey::parse(&text).with_context(|| format!("swarm key file {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the swarm key file {} (network.swarm_key_file)",
+                path.display()
+            )
+        })?;
+        let key =
+            SwarmKey::parse(&text).with_context(|| format!("swarm key file {}", path.display()))?;
         return Ok((key, Vec::new()));
     }
     if let Some(token) = &config.join {
-        let token: JoinToken = token.parse().context("the join token (--join) is not valid")?;
+        let token: JoinToken = token
+            .parse()
+            .context("the join token (--join) is not valid")?;
         store.set_swarm_key(&token.key.bytes())?;
         info!(fingerprint = %token.key.fingerprint(), "joined the office of the token; its key is stored");
         return Ok((token.key, token.addresses));
@@ -256,7 +295,9 @@ fn swarm_key(config: &Config, store: &mut Store) -> Result<(SwarmKey, Vec<Multia
     let mut fresh = false;
     let bytes = store.load_or_create_swarm_key(|| {
         fresh = true;
-        SwarmKey::generate().expect("the operating system's random number generator works").bytes()
+        SwarmKey::generate()
+            .expect("the operating system's random number generator works")
+            .bytes()
     })?;
     let key = SwarmKey::from_bytes(bytes);
     if fresh {
@@ -271,7 +312,10 @@ fn api_token(config: &Config, path: &Path) -> Result<(String, Option<PathBuf>)> 
     if let Some(token) = &config.api_token {
         return Ok((token.clone(), None));
     }
-    if let Some(token) = std::env::var("OFFICEMESH_API_TOKEN").ok().filter(|token| !token.trim().is_empty()) {
+    if let Some(token) = std::env::var("OFFICEMESH_API_TOKEN")
+        .ok()
+        .filter(|token| !token.trim().is_empty())
+    {
         return Ok((token.trim().to_owned(), None));
     }
     match std::fs::read_to_string(path) {
@@ -281,10 +325,14 @@ fn api_token(config: &Config, path: &Path) -> Result<(String, Option<PathBuf>)> 
         }
         Ok(_) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error).with_context(|| format!("cannot read the API token {}", path.display())),
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("cannot read the API token {}", path.display()));
+        }
     }
     let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("no randomness for the API token: {error}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|error| anyhow::anyhow!("no randomness for the API token: {error}"))?;
     let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
     write_private(path, &format!("{token}\n"))?;
     info!(path = %path.display(), "generated the API token for writes");

@@ -1,0 +1,1154 @@
+//! The net actor: one task, one `select!` loop, the only owner of the `Swarm`.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use libp2p::{
+    Multiaddr, PeerId, Swarm,
+    allow_block_list::NotAllowed,
+    core::{ConnectedPoint, multiaddr::Protocol, transport::TransportError},
+    gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, PublishError},
+    identify, mdns, ping,
+    request_response::{self, OutboundRequestId, ResponseChannel},
+    swarm::{
+        ConnectionError, ConnectionId, DialError, ListenError, SwarmEvent,
+        dial_opts::{DialOpts, PeerCondition},
+    },
+};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+    time::{Instant, Interval, MissedTickBehavior, interval, timeout},
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{
+    COMMAND_QUEUE, EVENT_QUEUE, MAX_PENDING_REPLIES, MAX_PING_FAILURES, MAX_SYNC_PAGES, NetCommand,
+    NetConfig, NetError, NetEvent, NetHandle, Origin, PeerInfo, REDIAL_BACKOFF_MAX,
+    REDIAL_BACKOFF_MIN, REPLY_TIMEOUT, Refusal, SyncError, SyncSummary, Verdict,
+    behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, GOSSIP_PAGE_BYTES, STATE_TOPIC},
+    node_id,
+    paging::{self, Cursor},
+    sync::{SYNC_PAGE_BYTES, SyncRequest, SyncResponse},
+    transport,
+};
+use crate::{
+    state::{Delta, Digest},
+    wire,
+};
+
+/// Distinct warnings remembered so each is logged once (per peer or address). Past this
+/// many the memory is cleared, so a long-running node may repeat a warning now and then.
+const MAX_REMEMBERED_WARNINGS: usize = 1024;
+
+/// How often bootstrap peers are checked for a redial.
+const REDIAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// At most one "event queue full" warning per this interval.
+const QUEUE_FULL_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The running network actor. Build it with [`Net::new`] and run it with [`Net::run`] (or
+/// both with [`Net::spawn`]).
+pub struct Net {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<NetCommand>,
+    events: mpsc::Sender<NetEvent>,
+    topic: IdentTopic,
+    publish_interval: Duration,
+    sync_interval: Duration,
+    /// Deltas published since the last gossip publish, joined.
+    batch: Option<Delta>,
+    peers: HashMap<PeerId, PeerState>,
+    sessions: HashMap<PeerId, Session>,
+    /// When this node last started pulling from each peer.
+    last_pull: HashMap<PeerId, Instant>,
+    outbound: HashMap<OutboundRequestId, PeerId>,
+    replies: FuturesUnordered<BoxFuture<'static, Reply>>,
+    bootstrap: Vec<Bootstrap>,
+    warned: Warned,
+    last_queue_full_warning: Option<Instant>,
+}
+
+/// What [`Net::spawn`] returns.
+pub struct NetParts {
+    pub handle: NetHandle,
+    pub events: mpsc::Receiver<NetEvent>,
+    /// The actor's task; it ends when the cancellation token fires or the events receiver
+    /// is dropped.
+    pub task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct PeerState {
+    connections: HashMap<ConnectionId, Multiaddr>,
+    rtt: Option<Duration>,
+    ping_failures: HashMap<ConnectionId, u32>,
+    agent_version: Option<String>,
+}
+
+/// A sync session this node runs as the asker.
+#[derive(Default)]
+struct Session {
+    summary: SyncSummary,
+    /// Where the next page starts; `None` before the first and after the last.
+    after: Option<Cursor>,
+    waiters: Vec<oneshot::Sender<Result<SyncSummary, SyncError>>>,
+}
+
+struct Bootstrap {
+    address: Multiaddr,
+    peer: Option<PeerId>,
+    backoff: Duration,
+    next_attempt: Instant,
+}
+
+/// A reply from the node (or its absence after [`REPLY_TIMEOUT`]).
+enum Reply {
+    GossipVerdict {
+        message_id: MessageId,
+        propagation_source: PeerId,
+        publisher: PeerId,
+        verdict: Option<Verdict>,
+    },
+    PageMerged {
+        peer: PeerId,
+        verdict: Option<Verdict>,
+    },
+    Digest {
+        peer: PeerId,
+        digest: Option<Digest>,
+    },
+    Answer {
+        peer: PeerId,
+        after: Option<Cursor>,
+        channel: ResponseChannel<SyncResponse>,
+        missing: Option<Delta>,
+    },
+}
+
+/// Everything the loop waits for, as one closed set.
+enum Input {
+    Swarm(SwarmEvent<BehaviourEvent>),
+    Command(Option<NetCommand>),
+    Reply(Reply),
+    PublishTick,
+    SyncTick,
+    RedialTick,
+    EventsClosed,
+    Shutdown,
+}
+
+impl Net {
+    /// Builds the swarm, starts listening and dials the bootstrap peers. Must be called
+    /// inside a tokio runtime.
+    pub fn new(config: NetConfig) -> Result<(Net, NetHandle, mpsc::Receiver<NetEvent>), NetError> {
+        let peer_id = config.keypair.public().to_peer_id();
+        let transport = transport::build(&config.keypair, &config.swarm_key, config.transport)?;
+        let behaviour = Behaviour::new(BehaviourConfig {
+            keypair: &config.keypair,
+            mdns: config.mdns,
+            allow_list: config.allow_list.as_ref(),
+            max_peers: config.max_peers,
+        })?;
+        // Connections stay open while the office runs: an idle timeout would close quiet
+        // connections and empty the gossipsub mesh. Dead peers are found by ping instead.
+        let swarm_config = libp2p::swarm::Config::with_tokio_executor()
+            .with_idle_connection_timeout(Duration::MAX);
+        let mut swarm = Swarm::new(transport, behaviour, peer_id, swarm_config);
+        for address in &config.listen {
+            swarm
+                .listen_on(address.clone())
+                .map_err(|error| NetError::Listen {
+                    address: address.clone(),
+                    reason: error.to_string(),
+                })?;
+        }
+        info!(
+            peer = %peer_id,
+            swarm_key = %config.swarm_key.fingerprint(),
+            "network starting (swarm key shown by fingerprint)"
+        );
+        let (command_sender, commands) = mpsc::channel(COMMAND_QUEUE);
+        let (events, event_receiver) = mpsc::channel(EVENT_QUEUE);
+        let now = Instant::now();
+        let mut net = Net {
+            swarm,
+            commands,
+            events,
+            topic: IdentTopic::new(STATE_TOPIC),
+            publish_interval: config.publish_interval,
+            sync_interval: config.sync_interval,
+            batch: None,
+            peers: HashMap::new(),
+            sessions: HashMap::new(),
+            last_pull: HashMap::new(),
+            outbound: HashMap::new(),
+            replies: FuturesUnordered::new(),
+            bootstrap: config
+                .bootstrap
+                .into_iter()
+                .map(|address| Bootstrap {
+                    peer: peer_of(&address),
+                    address,
+                    backoff: REDIAL_BACKOFF_MIN,
+                    next_attempt: now,
+                })
+                .collect(),
+            warned: Warned::default(),
+            last_queue_full_warning: None,
+        };
+        net.redial_bootstrap();
+        let handle = NetHandle {
+            commands: command_sender,
+            peer_id,
+        };
+        Ok((net, handle, event_receiver))
+    }
+
+    /// Builds the actor and runs it on a new tokio task.
+    pub fn spawn(config: NetConfig, cancel: CancellationToken) -> Result<NetParts, NetError> {
+        let (net, handle, events) = Net::new(config)?;
+        let task = tokio::spawn(net.run(cancel));
+        Ok(NetParts {
+            handle,
+            events,
+            task,
+        })
+    }
+
+    /// Runs until `cancel` fires or the node drops its events receiver.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut publish_tick = ticker(self.publish_interval);
+        let mut sync_tick = ticker(self.sync_interval);
+        let mut redial_tick = ticker(REDIAL_CHECK_INTERVAL);
+        let mut commands_open = true;
+        loop {
+            let input = tokio::select! {
+                () = cancel.cancelled() => Input::Shutdown,
+                () = self.events.closed() => Input::EventsClosed,
+                event = self.swarm.select_next_some() => Input::Swarm(event),
+                command = self.commands.recv(), if commands_open => Input::Command(command),
+                Some(reply) = self.replies.next(), if !self.replies.is_empty() => Input::Reply(reply),
+                _ = publish_tick.tick() => Input::PublishTick,
+                _ = sync_tick.tick() => Input::SyncTick,
+                _ = redial_tick.tick(), if !self.bootstrap.is_empty() => Input::RedialTick,
+            };
+            match input {
+                Input::Swarm(event) => self.handle_swarm_event(event),
+                Input::Command(Some(command)) => self.handle_command(command),
+                // Every handle is gone; the node may still be answering events.
+                Input::Command(None) => commands_open = false,
+                Input::Reply(reply) => self.handle_reply(reply),
+                Input::PublishTick => self.flush_batch(),
+                Input::SyncTick => self.sync_with_random_peer(),
+                Input::RedialTick => self.redial_bootstrap(),
+                Input::EventsClosed => {
+                    info!("network stopping: the node no longer listens to it");
+                    break;
+                }
+                Input::Shutdown => {
+                    info!("network stopping");
+                    break;
+                }
+            }
+        }
+        for (_, session) in self.sessions.drain() {
+            for waiter in session.waiters {
+                let _ = waiter.send(Err(SyncError::Stopped));
+            }
+        }
+    }
+
+    // ---- commands ----
+
+    fn handle_command(&mut self, command: NetCommand) {
+        match command {
+            NetCommand::Publish(delta) => self.add_to_batch(delta),
+            NetCommand::PublishNow(delta) => {
+                self.add_to_batch(delta);
+                self.flush_batch();
+            }
+            NetCommand::SyncWith { peer, reply } => self.start_session(peer, Some(reply)),
+            NetCommand::Peers(reply) => {
+                let _ = reply.send(self.peer_infos());
+            }
+            NetCommand::Dial { address, reply } => {
+                let _ = reply.send(self.dial_address(address));
+            }
+            NetCommand::Disconnect { peer, reply } => {
+                let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
+            }
+            NetCommand::ListenAddrs(reply) => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+        }
+    }
+
+    fn add_to_batch(&mut self, delta: Delta) {
+        match &mut self.batch {
+            Some(batch) => {
+                batch.join(&delta);
+            }
+            None => self.batch = Some(delta),
+        }
+    }
+
+    /// Publishes the batched deltas, in pages of at most [`GOSSIP_PAGE_BYTES`].
+    fn flush_batch(&mut self) {
+        let Some(batch) = self.batch.take() else {
+            return;
+        };
+        for page in paging::pages(&batch, GOSSIP_PAGE_BYTES) {
+            let bytes = wire::encode_delta(&page);
+            match self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .publish(self.topic.clone(), bytes)
+            {
+                Ok(_) => {}
+                // Alone in the office, or peers not subscribed yet: sync delivers it later.
+                Err(PublishError::NoPeersSubscribedToTopic | PublishError::Duplicate) => {
+                    debug!("delta not gossiped: no subscribed peer yet, or already published");
+                }
+                Err(error) => {
+                    if self.warned.first(format!("publish {error:?}")) {
+                        warn!(%error, "cannot gossip a delta; sync will deliver it");
+                    }
+                }
+            }
+        }
+    }
+
+    fn peer_infos(&mut self) -> Vec<PeerInfo> {
+        let hash = self.topic.hash();
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let subscribed: HashSet<PeerId> = gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&hash))
+            .map(|(peer, _)| *peer)
+            .collect();
+        let in_mesh: HashSet<PeerId> = gossipsub.mesh_peers(&hash).copied().collect();
+        let mut infos: Vec<PeerInfo> = self
+            .peers
+            .iter()
+            .map(|(peer, state)| PeerInfo {
+                peer: *peer,
+                addresses: state.connections.values().cloned().collect(),
+                rtt: state.rtt,
+                agent_version: state.agent_version.clone(),
+                subscribed: subscribed.contains(peer),
+                in_mesh: in_mesh.contains(peer),
+                gossip_score: gossipsub.peer_score(peer),
+            })
+            .collect();
+        infos.sort_by_key(|info| info.peer);
+        infos
+    }
+
+    // ---- dialing ----
+
+    /// Dials an address with a fresh local port: dials that reuse the listening port can
+    /// collide with the peer's dial to us and fail for good. With a peer id, only if not
+    /// connected or dialing already.
+    fn dial_address(&mut self, address: Multiaddr) -> Result<(), NetError> {
+        let opts = match peer_of(&address) {
+            Some(peer) => DialOpts::peer_id(peer)
+                .addresses(vec![address.clone()])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .allocate_new_port()
+                .build(),
+            None => DialOpts::unknown_peer_id()
+                .address(address.clone())
+                .allocate_new_port()
+                .build(),
+        };
+        match self.swarm.dial(opts) {
+            Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => Ok(()),
+            Err(error) => Err(NetError::Dial {
+                address,
+                reason: error.to_string(),
+            }),
+        }
+    }
+
+    /// Dials a discovered peer once, with all its addresses.
+    fn dial_peer(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addresses)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .allocate_new_port()
+            .build();
+        if let Err(error) = self.swarm.dial(opts) {
+            debug!(%peer, %error, "not dialing a discovered peer");
+        }
+    }
+
+    fn redial_bootstrap(&mut self) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for bootstrap in &mut self.bootstrap {
+            let connected = bootstrap
+                .peer
+                .is_some_and(|peer| self.swarm.is_connected(&peer));
+            if connected || now < bootstrap.next_attempt {
+                continue;
+            }
+            bootstrap.next_attempt = now + bootstrap.backoff;
+            bootstrap.backoff = (bootstrap.backoff * 2).min(REDIAL_BACKOFF_MAX);
+            due.push(match bootstrap.peer {
+                // Once known, dial by peer id, so a crossing dial from the peer wins.
+                Some(peer) => with_peer(&bootstrap.address, peer),
+                None => bootstrap.address.clone(),
+            });
+        }
+        for address in due {
+            if let Err(error) = self.dial_address(address) {
+                if self.warned.first(format!("bootstrap {error}")) {
+                    warn!(%error, "cannot dial a bootstrap peer; retrying with backoff");
+                }
+            }
+        }
+    }
+
+    // ---- swarm events ----
+
+    fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.emit(NetEvent::Listening { address });
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => self.handle_connection_established(
+                peer_id,
+                connection_id,
+                &endpoint,
+                num_established.get(),
+            ),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => self.handle_connection_closed(peer_id, connection_id, num_established, cause),
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                peer_id,
+                ..
+            } => self.handle_incoming_error(send_back_addr, peer_id, error),
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                self.handle_outgoing_error(peer_id, error)
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                warn!(%error, "a listener failed");
+            }
+            SwarmEvent::ListenerClosed {
+                addresses, reason, ..
+            } => {
+                if let Err(error) = reason {
+                    warn!(?addresses, %error, "a listener closed");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_connection_established(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        endpoint: &ConnectedPoint,
+        established: u32,
+    ) {
+        let address = endpoint.get_remote_address().clone();
+        debug!(%peer, %address, "connection established");
+        self.peers
+            .entry(peer)
+            .or_default()
+            .connections
+            .insert(connection, address.clone());
+        if let ConnectedPoint::Dialer { .. } = endpoint {
+            for bootstrap in &mut self.bootstrap {
+                let same_address = without_peer(&bootstrap.address) == without_peer(&address);
+                if bootstrap.peer == Some(peer) || (bootstrap.peer.is_none() && same_address) {
+                    bootstrap.peer = Some(peer);
+                    bootstrap.backoff = REDIAL_BACKOFF_MIN;
+                }
+            }
+        }
+        if established == 1 {
+            info!(%peer, %address, "peer connected");
+            self.emit(NetEvent::PeerConnected { peer });
+            // A new peer may have been away: exchange what each side lacks.
+            self.start_session(peer, None);
+        }
+    }
+
+    fn handle_connection_closed(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        remaining: u32,
+        cause: Option<ConnectionError>,
+    ) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.connections.remove(&connection);
+            state.ping_failures.remove(&connection);
+        }
+        if remaining > 0 {
+            return;
+        }
+        match cause {
+            Some(error) => info!(%peer, %error, "peer disconnected"),
+            None => info!(%peer, "peer disconnected"),
+        }
+        self.peers.remove(&peer);
+        self.last_pull.remove(&peer);
+        self.end_session(peer, Err(SyncError::NotConnected(peer)));
+        self.emit(NetEvent::PeerDisconnected { peer });
+    }
+
+    fn handle_incoming_error(
+        &mut self,
+        address: Multiaddr,
+        peer: Option<PeerId>,
+        error: ListenError,
+    ) {
+        match error {
+            ListenError::Transport(TransportError::Other(error))
+                if transport::is_private_network_failure(&error) =>
+            {
+                // Incoming connections come from a new port each time: remember the host.
+                let host = without_port(&address);
+                self.refuse(
+                    Some(address),
+                    Some(host.to_string()),
+                    peer,
+                    Refusal::PrivateNetwork,
+                );
+                debug!(%error, "private-network handshake failure");
+            }
+            ListenError::Denied { cause } if cause.downcast_ref::<NotAllowed>().is_some() => {
+                self.refuse(Some(address), None, peer, Refusal::NotAllowed);
+            }
+            error => debug!(%address, %error, "incoming connection failed"),
+        }
+    }
+
+    fn handle_outgoing_error(&mut self, peer: Option<PeerId>, error: DialError) {
+        match error {
+            DialError::Transport(errors) => {
+                for (address, error) in errors {
+                    match error {
+                        TransportError::Other(error)
+                            if transport::is_private_network_failure(&error) =>
+                        {
+                            self.refuse(Some(address), None, peer, Refusal::PrivateNetwork);
+                            debug!(%error, "private-network handshake failure");
+                        }
+                        error => debug!(%address, %error, "dial failed"),
+                    }
+                }
+            }
+            DialError::Denied { cause } if cause.downcast_ref::<NotAllowed>().is_some() => {
+                self.refuse(None, None, peer, Refusal::NotAllowed);
+            }
+            error => debug!(?peer, %error, "dial failed"),
+        }
+    }
+
+    /// Logs a refused peer once per address (or `key`) and tells the node.
+    fn refuse(
+        &mut self,
+        address: Option<Multiaddr>,
+        key: Option<String>,
+        peer: Option<PeerId>,
+        refusal: Refusal,
+    ) {
+        let key = key
+            .or_else(|| address.as_ref().map(Multiaddr::to_string))
+            .or_else(|| peer.map(|peer| peer.to_string()))
+            .unwrap_or_default();
+        if !self.warned.first(format!("{refusal:?} {key}")) {
+            return;
+        }
+        let shown = address
+            .as_ref()
+            .map_or_else(|| "an unknown address".to_owned(), Multiaddr::to_string);
+        match refusal {
+            Refusal::PrivateNetwork => warn!(
+                address = %shown,
+                "peer at {shown} failed the private-network handshake (different swarm key?)"
+            ),
+            Refusal::NotAllowed => warn!(
+                peer = ?peer,
+                address = %shown,
+                "peer {} at {shown} is not on the allow-list; connection closed",
+                peer.map_or_else(|| "?".to_owned(), |peer| peer.to_string())
+            ),
+        }
+        self.emit(NetEvent::AdmissionRefused {
+            address,
+            peer,
+            refusal,
+        });
+    }
+
+    fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossipsub(event) => self.handle_gossipsub(event),
+            BehaviourEvent::Sync(event) => self.handle_sync(event),
+            BehaviourEvent::Mdns(event) => self.handle_mdns(event),
+            BehaviourEvent::Identify(event) => self.handle_identify(event),
+            BehaviourEvent::Ping(event) => self.handle_ping(event),
+            BehaviourEvent::Limits(never) => match never {},
+            BehaviourEvent::Allow(never) => match never {},
+        }
+    }
+
+    // ---- gossipsub ----
+
+    fn handle_gossipsub(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => self.handle_gossip_message(propagation_source, message_id, message),
+            gossipsub::Event::GossipsubNotSupported { peer_id } => {
+                if self.warned.first(format!("no gossipsub {peer_id}")) {
+                    warn!(peer = %peer_id, "peer does not speak gossipsub; it gets state by sync only");
+                }
+            }
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            } => {
+                if self.warned.first(format!("slow {peer_id}")) {
+                    warn!(peer = %peer_id, ?failed_messages, "peer is too slow to take gossip");
+                }
+            }
+            gossipsub::Event::Subscribed { .. } | gossipsub::Event::Unsubscribed { .. } => {}
+        }
+    }
+
+    /// Checks a gossiped delta before the node sees it: it must decode, hold only valid
+    /// values, and hold only writes of its publisher (the signed source).
+    fn handle_gossip_message(
+        &mut self,
+        propagation_source: PeerId,
+        message_id: MessageId,
+        message: gossipsub::Message,
+    ) {
+        // Strict validation mode drops unsigned messages before they get here.
+        let Some(publisher) = message.source else {
+            self.validate(&message_id, &propagation_source, MessageAcceptance::Reject);
+            return;
+        };
+        let delta = match wire::decode_delta(&message.data) {
+            Ok(decoded) if decoded.rejected.is_empty() => decoded.delta,
+            Ok(decoded) => {
+                let reason = format!(
+                    "{} invalid entries, e.g. {}",
+                    decoded.rejected.len(),
+                    decoded.rejected[0]
+                );
+                self.reject_gossip(&message_id, propagation_source, publisher, &reason);
+                return;
+            }
+            Err(error) => {
+                self.reject_gossip(
+                    &message_id,
+                    propagation_source,
+                    publisher,
+                    &error.to_string(),
+                );
+                return;
+            }
+        };
+        let writer = node_id(&publisher);
+        if let Some((part, dot)) = delta.store.dots().find(|(_, dot)| dot.writer != writer) {
+            let reason = format!("it holds {part} {dot}, a write of another node");
+            self.reject_gossip(&message_id, propagation_source, publisher, &reason);
+            return;
+        }
+        let Some(reply) = self.ask_node(|reply| NetEvent::DeltaReceived {
+            from: publisher,
+            origin: Origin::Gossip,
+            delta,
+            reply,
+        }) else {
+            // The node is overwhelmed: drop the message; sync will bring its content.
+            self.validate(&message_id, &propagation_source, MessageAcceptance::Ignore);
+            return;
+        };
+        self.wait_for(async move {
+            Reply::GossipVerdict {
+                message_id,
+                propagation_source,
+                publisher,
+                verdict: answer(reply).await,
+            }
+        });
+    }
+
+    fn reject_gossip(
+        &mut self,
+        message_id: &MessageId,
+        propagation_source: PeerId,
+        publisher: PeerId,
+        reason: &str,
+    ) {
+        self.validate(message_id, &propagation_source, MessageAcceptance::Reject);
+        self.misbehaved(
+            publisher,
+            format!("sent a gossiped delta that was rejected: {reason}"),
+        );
+    }
+
+    /// Logs once per peer that it sent what no honest peer sends, and tells the node.
+    fn misbehaved(&mut self, peer: PeerId, reason: String) {
+        if self.warned.first(format!("misbehaved {peer}")) {
+            warn!(%peer, reason, "peer {peer} {reason}");
+            self.emit(NetEvent::PeerMisbehaved { peer, reason });
+        }
+    }
+
+    fn validate(&mut self, message_id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(message_id, source, acceptance);
+    }
+
+    // ---- sync ----
+
+    fn handle_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.handle_sync_request(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => self.handle_sync_response(request_id, response),
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.outbound.remove(&request_id);
+                self.end_session(
+                    peer,
+                    Err(SyncError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }),
+                );
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "answering a sync request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// A peer sent its digest: ask the node what it lacks, and pull from the peer too unless
+    /// this node did recently, so one exchange repairs both sides.
+    fn handle_sync_request(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        let SyncRequest { digest, after } = request;
+        // Only the first page of a session: later pages come from the same exchange.
+        if after.is_none() && !self.pulled_recently(&peer) {
+            self.start_session(peer, None);
+        }
+        let Some(reply) = self.ask_node(|reply| NetEvent::SyncRequested {
+            from: peer,
+            digest,
+            reply,
+        }) else {
+            // Dropping the channel fails the peer's request; it will ask again later.
+            return;
+        };
+        self.wait_for(async move {
+            Reply::Answer {
+                peer,
+                after,
+                channel,
+                missing: answer(reply).await,
+            }
+        });
+    }
+
+    fn pulled_recently(&self, peer: &PeerId) -> bool {
+        self.last_pull
+            .get(peer)
+            .is_some_and(|at| at.elapsed() < self.sync_interval / 2)
+    }
+
+    fn handle_sync_response(&mut self, request_id: OutboundRequestId, response: SyncResponse) {
+        let Some(peer) = self.outbound.remove(&request_id) else {
+            return;
+        };
+        if let Some(first) = response.invalid.first() {
+            let reason = format!(
+                "sent {} invalid entries in a sync page, e.g. {first}; they were dropped",
+                response.invalid.len()
+            );
+            self.misbehaved(peer, reason);
+        }
+        let Some(session) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        session.summary.pages += 1;
+        session.summary.entries += response.page.store.len();
+        session.after = response.next;
+        if response.page.is_empty() && session.after.is_none() {
+            self.end_session(peer, Ok(()));
+            return;
+        }
+        let Some(reply) = self.ask_node(|reply| NetEvent::DeltaReceived {
+            from: peer,
+            origin: Origin::Sync,
+            delta: response.page,
+            reply,
+        }) else {
+            self.end_session(peer, Err(SyncError::NodeUnavailable));
+            return;
+        };
+        self.wait_for(async move {
+            Reply::PageMerged {
+                peer,
+                verdict: answer(reply).await,
+            }
+        });
+    }
+
+    fn sync_with_random_peer(&mut self) {
+        let connected: Vec<PeerId> = self.peers.keys().copied().collect();
+        if connected.is_empty() {
+            return;
+        }
+        // Which peer matters little, only that it changes: any randomness will do, and if
+        // the system has none the first peer is as good as any.
+        let index = getrandom::u64().unwrap_or(0) % connected.len() as u64;
+        self.start_session(connected[index as usize], None);
+    }
+
+    /// Starts pulling from `peer`, or joins the session already running.
+    fn start_session(
+        &mut self,
+        peer: PeerId,
+        waiter: Option<oneshot::Sender<Result<SyncSummary, SyncError>>>,
+    ) {
+        if !self.swarm.is_connected(&peer) {
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(Err(SyncError::NotConnected(peer)));
+            }
+            return;
+        }
+        if let Some(session) = self.sessions.get_mut(&peer) {
+            session.waiters.extend(waiter);
+            return;
+        }
+        self.sessions.insert(
+            peer,
+            Session {
+                waiters: waiter.into_iter().collect(),
+                ..Session::default()
+            },
+        );
+        self.last_pull.insert(peer, Instant::now());
+        self.request_digest(peer);
+    }
+
+    fn request_digest(&mut self, peer: PeerId) {
+        let Some(reply) = self.ask_node(|reply| NetEvent::DigestWanted { reply }) else {
+            self.end_session(peer, Err(SyncError::NodeUnavailable));
+            return;
+        };
+        self.wait_for(async move {
+            Reply::Digest {
+                peer,
+                digest: answer(reply).await,
+            }
+        });
+    }
+
+    fn end_session(&mut self, peer: PeerId, result: Result<(), SyncError>) {
+        let Some(session) = self.sessions.remove(&peer) else {
+            return;
+        };
+        match &result {
+            Ok(()) => {
+                debug!(%peer, pages = session.summary.pages, entries = session.summary.entries, "synced")
+            }
+            Err(error) => debug!(%peer, %error, "sync ended early"),
+        }
+        for waiter in session.waiters {
+            let _ = waiter.send(result.clone().map(|()| session.summary));
+        }
+    }
+
+    // ---- replies from the node ----
+
+    fn handle_reply(&mut self, reply: Reply) {
+        match reply {
+            Reply::GossipVerdict {
+                message_id,
+                propagation_source,
+                publisher,
+                verdict,
+            } => {
+                let acceptance = match verdict {
+                    Some(Verdict::Accept) => MessageAcceptance::Accept,
+                    Some(Verdict::Reject) => {
+                        let reason = "the node rejected some of its writes";
+                        self.reject_gossip(&message_id, propagation_source, publisher, reason);
+                        return;
+                    }
+                    Some(Verdict::Ignore) | None => MessageAcceptance::Ignore,
+                };
+                self.validate(&message_id, &propagation_source, acceptance);
+            }
+            Reply::PageMerged { peer, verdict } => {
+                if verdict == Some(Verdict::Reject) {
+                    self.misbehaved(
+                        peer,
+                        "sent writes the node rejected in a sync page".to_owned(),
+                    );
+                }
+                let Some(session) = self.sessions.get(&peer) else {
+                    return;
+                };
+                if session.after.is_none() {
+                    self.end_session(peer, Ok(()));
+                } else if session.summary.pages >= MAX_SYNC_PAGES {
+                    self.end_session(peer, Err(SyncError::TooManyPages(peer)));
+                } else {
+                    // Ask again with the digest as it is now, after this page.
+                    self.request_digest(peer);
+                }
+            }
+            Reply::Digest { peer, digest } => {
+                let Some(session) = self.sessions.get(&peer) else {
+                    return;
+                };
+                let Some(digest) = digest else {
+                    self.end_session(peer, Err(SyncError::NodeUnavailable));
+                    return;
+                };
+                if !self.swarm.is_connected(&peer) {
+                    self.end_session(peer, Err(SyncError::NotConnected(peer)));
+                    return;
+                }
+                let request = SyncRequest {
+                    digest,
+                    after: session.after.clone(),
+                };
+                let request_id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                self.outbound.insert(request_id, peer);
+            }
+            Reply::Answer {
+                peer,
+                after,
+                channel,
+                missing,
+            } => {
+                let Some(missing) = missing else {
+                    debug!(%peer, "the node did not answer a sync request in time");
+                    return;
+                };
+                let page = paging::first_page(&missing, after.as_ref(), SYNC_PAGE_BYTES);
+                let response = SyncResponse {
+                    page: page.delta,
+                    next: page.next,
+                    invalid: Vec::new(),
+                };
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response)
+                    .is_err()
+                {
+                    debug!(%peer, "peer gave up on its sync request before the answer");
+                }
+            }
+        }
+    }
+
+    // ---- discovery and liveness ----
+
+    fn handle_mdns(&mut self, event: mdns::Event) {
+        let mdns::Event::Discovered(found) = event else {
+            return;
+        };
+        let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+        for (peer, address) in found {
+            by_peer.entry(peer).or_default().push(address);
+        }
+        let local = *self.swarm.local_peer_id();
+        for (peer, addresses) in by_peer {
+            if peer != local && !self.swarm.is_connected(&peer) {
+                debug!(%peer, ?addresses, "discovered by mDNS");
+                self.dial_peer(peer, addresses);
+            }
+        }
+    }
+
+    fn handle_identify(&mut self, event: identify::Event) {
+        let identify::Event::Received { peer_id, info, .. } = event else {
+            return;
+        };
+        if info.protocol_version != super::IDENTIFY_PROTOCOL
+            && self.warned.first(format!("protocol {peer_id}"))
+        {
+            warn!(
+                peer = %peer_id,
+                protocol = %info.protocol_version,
+                "peer speaks another officemesh protocol version"
+            );
+        }
+        if let Some(state) = self.peers.get_mut(&peer_id) {
+            state.agent_version = Some(info.agent_version);
+        }
+    }
+
+    fn handle_ping(&mut self, event: ping::Event) {
+        let Some(state) = self.peers.get_mut(&event.peer) else {
+            return;
+        };
+        match event.result {
+            Ok(rtt) => {
+                state.rtt = Some(rtt);
+                state.ping_failures.remove(&event.connection);
+            }
+            Err(error) => {
+                let failures = state.ping_failures.entry(event.connection).or_default();
+                *failures += 1;
+                if *failures >= MAX_PING_FAILURES {
+                    info!(peer = %event.peer, %error, "closing a connection whose pings fail");
+                    self.swarm.close_connection(event.connection);
+                }
+            }
+        }
+    }
+
+    // ---- talking to the node ----
+
+    /// Sends the node an event that wants a reply. `None` if the node cannot take it now
+    /// (queue full, too many replies pending, or gone).
+    fn ask_node<T>(
+        &mut self,
+        event: impl FnOnce(oneshot::Sender<T>) -> NetEvent,
+    ) -> Option<oneshot::Receiver<T>> {
+        if self.replies.len() >= MAX_PENDING_REPLIES {
+            self.warn_queue_full("too many replies pending");
+            return None;
+        }
+        let (reply, answer) = oneshot::channel();
+        self.emit(event(reply)).then_some(answer)
+    }
+
+    /// Sends the node an event without waiting; returns whether it was queued.
+    fn emit(&mut self, event: NetEvent) -> bool {
+        match self.events.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.warn_queue_full("the event queue is full");
+                false
+            }
+            // The loop stops on its next turn.
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn warn_queue_full(&mut self, why: &str) {
+        let due = self
+            .last_queue_full_warning
+            .is_none_or(|at| at.elapsed() >= QUEUE_FULL_WARNING_INTERVAL);
+        if due {
+            self.last_queue_full_warning = Some(Instant::now());
+            warn!(
+                "the node is not keeping up with the network ({why}); dropping work, sync will repair"
+            );
+        }
+    }
+
+    fn wait_for(&mut self, reply: impl Future<Output = Reply> + Send + 'static) {
+        self.replies.push(reply.boxed());
+    }
+}
+
+/// The node's answer, or `None` if it dropped the reply or took longer than [`REPLY_TIMEOUT`].
+async fn answer<T>(reply: oneshot::Receiver<T>) -> Option<T> {
+    timeout(REPLY_TIMEOUT, reply).await.ok()?.ok()
+}
+
+fn ticker(period: Duration) -> Interval {
+    let mut ticker = interval(period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// The peer id at the end of an address, if any.
+fn peer_of(address: &Multiaddr) -> Option<PeerId> {
+    match address.iter().last() {
+        Some(Protocol::P2p(peer)) => Some(peer),
+        _ => None,
+    }
+}
+
+fn without_peer(address: &Multiaddr) -> Multiaddr {
+    address
+        .iter()
+        .filter(|protocol| !matches!(protocol, Protocol::P2p(_)))
+        .collect()
+}
+
+fn with_peer(address: &Multiaddr, peer: PeerId) -> Multiaddr {
+    without_peer(address).with(Protocol::P2p(peer))
+}
+
+/// The address without its TCP port: the host a connection came from.
+fn without_port(address: &Multiaddr) -> Multiaddr {
+    address
+        .iter()
+        .filter(|protocol| !matches!(protocol, Protocol::Tcp(_)))
+        .collect()
+}
+
+/// Remembers which warnings were logged, so each is logged once.
+#[derive(Default)]
+struct Warned(HashSet<String>);
+
+impl Warned {
+    /// Whether `key` is new (and remembers it).
+    fn first(&mut self, key: String) -> bool {
+        if self.0.len() >= MAX_REMEMBERED_WARNINGS {
+            self.0.clear();
+        }
+        self.0.insert(key)
+    }
+}

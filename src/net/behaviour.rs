@@ -1,0 +1,182 @@
+//! The one network behaviour of a node, and how each protocol in it is configured.
+
+use std::{collections::HashSet, time::Duration};
+
+use libp2p::{
+    PeerId, allow_block_list, connection_limits,
+    gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode},
+    identify,
+    identity::Keypair,
+    mdns, ping,
+    request_response::{self, ProtocolSupport},
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
+};
+use sha2::{Digest as _, Sha256};
+
+use super::{
+    NetError,
+    sync::{SYNC_PROTOCOL, SyncCodec},
+};
+
+/// The gossipsub topic deltas are published on.
+pub const STATE_TOPIC: &str = "officemesh/1/state";
+
+/// What identify announces as the protocol family; a peer with another one is not us.
+pub const IDENTIFY_PROTOCOL: &str = "/officemesh/1.0.0";
+
+/// The largest delta published in one gossip message, in encoded bytes; larger batches go out
+/// as several messages. Deltas are pushed to every node once a second, so they stay small; a
+/// node that was away catches up through sync, which has its own, larger pages.
+pub const GOSSIP_PAGE_BYTES: usize = 64 << 10;
+
+/// The largest gossipsub RPC accepted or sent: one page plus the envelope gossipsub wraps it
+/// in (topic, signature, public key, control messages).
+pub const MAX_GOSSIP_TRANSMIT_BYTES: usize = GOSSIP_PAGE_BYTES + (16 << 10);
+
+/// How long a sync request may take, answer included: a page of up to 512 KiB over a slow
+/// Wi-Fi link, and the node computing what is missing.
+pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most sync streams open on one connection at once. Each may hold a page in memory; a peer
+/// has one session with us at a time, so a few is plenty.
+pub const MAX_SYNC_STREAMS: usize = 4;
+
+/// How many connections one peer may have: one, plus one while two dials cross.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+
+/// Connections being set up at once, each way. Bounds what a flood of dials can cost.
+pub const MAX_PENDING_CONNECTIONS: u32 = 32;
+
+/// The gossipsub heartbeat starts this soon after start-up (libp2p's default is 5 s, which
+/// only delays the first mesh of a freshly started office).
+const HEARTBEAT_INITIAL_DELAY: Duration = Duration::from_millis(500);
+
+/// The penalty for each invalid message (gossipsub's P4), squared by count: one rejected
+/// message takes a peer to the gossip threshold (-10, no more gossip from it); three in
+/// quick succession below the graylist threshold (-80, everything from it ignored) until the
+/// penalty decays (halving every decay interval of 1 s).
+const INVALID_MESSAGE_WEIGHT: f64 = -10.0;
+const INVALID_MESSAGE_DECAY: f64 = 0.5;
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Refuses connections beyond the limits; first, so nothing else sees them.
+    pub limits: connection_limits::Behaviour,
+    /// Refuses peers that are not on the allow-list, when there is one.
+    pub allow: Toggle<allow_block_list::Behaviour<allow_block_list::AllowedPeers>>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub sync: request_response::Behaviour<SyncCodec>,
+}
+
+/// What the behaviour is built from.
+pub struct BehaviourConfig<'a> {
+    pub keypair: &'a Keypair,
+    pub mdns: bool,
+    pub allow_list: Option<&'a HashSet<PeerId>>,
+    pub max_peers: u32,
+}
+
+impl Behaviour {
+    pub fn new(config: BehaviourConfig<'_>) -> Result<Self, NetError> {
+        let peer_id = config.keypair.public().to_peer_id();
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(
+                config.max_peers.saturating_mul(MAX_CONNECTIONS_PER_PEER),
+            ))
+            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+            .with_max_pending_incoming(Some(MAX_PENDING_CONNECTIONS))
+            .with_max_pending_outgoing(Some(MAX_PENDING_CONNECTIONS));
+        let allow = config.allow_list.map(|peers| {
+            let mut allow =
+                allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
+            for peer in peers {
+                allow.allow_peer(*peer);
+            }
+            allow
+        });
+        let mdns = if config.mdns {
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(NetError::Mdns)?,
+            )
+        } else {
+            None
+        };
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), config.keypair.public())
+                .with_agent_version(format!("officemesh/{}", env!("CARGO_PKG_VERSION"))),
+        );
+        let sync = request_response::Behaviour::with_codec(
+            SyncCodec,
+            [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(SYNC_REQUEST_TIMEOUT)
+                .with_max_concurrent_streams(MAX_SYNC_STREAMS),
+        );
+        Ok(Behaviour {
+            limits: connection_limits::Behaviour::new(limits),
+            allow: allow.into(),
+            gossipsub: gossipsub(config.keypair)?,
+            mdns: mdns.into(),
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new()),
+            sync,
+        })
+    }
+}
+
+/// Gossipsub with strict signing, validation by the application, content-addressed message
+/// ids, a bounded message size, and peer scoring so that invalid messages cost their sender.
+fn gossipsub(keypair: &Keypair) -> Result<gossipsub::Behaviour, NetError> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(MAX_GOSSIP_TRANSMIT_BYTES)
+        .message_id_fn(|message| content_id(&message.data))
+        .heartbeat_initial_delay(HEARTBEAT_INITIAL_DELAY)
+        .build()
+        .map_err(|error| NetError::Gossipsub(error.to_string()))?;
+    let mut gossipsub =
+        gossipsub::Behaviour::new(MessageAuthenticity::Signed(keypair.clone()), config)
+            .map_err(|error| NetError::Gossipsub(error.to_owned()))?;
+    let topic = IdentTopic::new(STATE_TOPIC);
+    let (params, thresholds) = scoring(&topic);
+    gossipsub
+        .with_peer_score(params, thresholds)
+        .map_err(NetError::Gossipsub)?;
+    gossipsub
+        .subscribe(&topic)
+        .map_err(|error| NetError::Gossipsub(error.to_string()))?;
+    Ok(gossipsub)
+}
+
+/// The id of a gossip message: the SHA-256 of its content, so the same delta published
+/// twice is one message, and every implementation computes the same id.
+pub fn content_id(data: &[u8]) -> MessageId {
+    MessageId::new(&Sha256::digest(data))
+}
+
+/// Peer scoring that punishes invalid messages and little else.
+///
+/// libp2p's defaults also punish mesh peers that deliver fewer than 20 messages per window
+/// (P3) and many peers behind one IP address; an office publishes a few small deltas a
+/// second, and a demo runs every node on one host, so both are off.
+fn scoring(topic: &IdentTopic) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let topic_params = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: INVALID_MESSAGE_WEIGHT,
+        invalid_message_deliveries_decay: INVALID_MESSAGE_DECAY,
+        ..Default::default()
+    };
+    let mut params = gossipsub::PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    };
+    params.topics.insert(topic.hash(), topic_params);
+    (params, gossipsub::PeerScoreThresholds::default())
+}

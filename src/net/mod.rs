@@ -1,0 +1,392 @@
+//! The network: how replicas of the office state reach each other, over rust-libp2p.
+//!
+//! One actor, [`Net`], owns the libp2p `Swarm` and nothing else touches it. The rest of the
+//! node reaches it through a cloneable [`NetHandle`] (commands over a bounded channel, each
+//! request with a oneshot reply) and hears from it through a bounded channel of
+//! [`NetEvent`]s. The net actor does not hold the replica: when it needs the replica (merge
+//! a received delta, a digest, what a peer lacks) it asks with an event that carries a
+//! oneshot reply, and keeps running while it waits.
+//!
+//! How state moves (see `design.md`):
+//! - **Push.** [`NetHandle::publish`] batches deltas for one publish interval (1 s by
+//!   default) and publishes them on the gossipsub topic `officemesh/1/state`;
+//!   [`NetHandle::publish_now`] sends at once (alerts, chat-driven writes). Messages are
+//!   signed (strict mode) and validated before they are forwarded: a delta may only hold
+//!   writes of the peer that signed it, and what the replica rejects is rejected, which
+//!   costs the sender gossipsub score. Gossip is best effort: a publish with no subscribed
+//!   peer is dropped quietly.
+//! - **Pull.** On every new connection, and every sync interval (10 s) with one random
+//!   peer, the node sends its digest over `/officemesh/sync/1` and merges the answer, page
+//!   by page (see [`sync`]). A node that receives a sync request pulls from the asker too,
+//!   unless it did so recently, so one exchange repairs both sides.
+//! - **Admission.** TCP, then pnet with the office's [`SwarmKey`], then Noise, then yamux;
+//!   no QUIC (pnet needs a stream transport). A peer with another key fails the pnet
+//!   handshake; the node logs one line per address and emits
+//!   [`NetEvent::AdmissionRefused`]. An optional allow-list of peer ids narrows admission.
+//! - **Discovery.** mDNS (optional) and bootstrap addresses, redialled with backoff.
+//!
+//! A node's [`NodeId`](crate::state::NodeId) is its peer id in base58 ([`node_id`]): that is
+//! what lets a receiver check a gossiped write against the message's signature.
+
+mod actor;
+mod behaviour;
+pub mod join;
+pub mod paging;
+mod swarm_key;
+pub mod sync;
+mod transport;
+
+use std::{collections::HashSet, io, time::Duration};
+
+use libp2p::{Multiaddr, PeerId, identity::Keypair};
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+pub use self::{
+    actor::{Net, NetParts},
+    behaviour::{
+        GOSSIP_PAGE_BYTES, IDENTIFY_PROTOCOL, MAX_GOSSIP_TRANSMIT_BYTES, STATE_TOPIC, content_id,
+    },
+    join::{JoinToken, JoinTokenError},
+    swarm_key::{SWARM_KEY_LEN, SwarmKey, SwarmKeyError},
+    sync::{SYNC_PAGE_BYTES, SYNC_PROTOCOL},
+    transport::{BaseTransport, CONNECTION_TIMEOUT},
+};
+use crate::state::{Delta, Digest, MergeReport, NodeId, RejectReason};
+
+/// Commands waiting for the net actor. A node sends a few per publish interval (a publish,
+/// a peers query from the HTTP API); more than this many waiting means the actor is stuck,
+/// and callers should feel it.
+pub const COMMAND_QUEUE: usize = 64;
+
+/// Events waiting for the node. The busiest source is gossip: one message per peer per
+/// publish interval. Past this, the net actor drops what it cannot deliver (a gossiped delta
+/// is then ignored, a sync request or round skipped) instead of blocking the swarm; sync
+/// repairs the loss.
+pub const EVENT_QUEUE: usize = 256;
+
+/// Replies the net actor may wait for at once (merge verdicts, digests, answers to peers).
+pub const MAX_PENDING_REPLIES: usize = 256;
+
+/// How long the net actor waits for the node to answer an event. Gossipsub keeps a message
+/// for validation for 5 heartbeats (5 s); the verdict must come before.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Most pages one sync session takes (each at most [`SYNC_PAGE_BYTES`]): 32 MiB, more than
+/// the whole state of a large office. The next session continues where this one stopped.
+pub const MAX_SYNC_PAGES: usize = 64;
+
+/// Peers a node keeps connections to. An office is tens of nodes; gossipsub keeps the
+/// fan-out of a publish at about 6 whatever this is.
+pub const MAX_PEERS: u32 = 64;
+
+/// Consecutive failed pings after which a connection is closed: the peer is gone (a Pi
+/// unplugged sends no FIN). libp2p's ping reports failures but closes nothing.
+pub const MAX_PING_FAILURES: u32 = 3;
+
+/// First and longest wait before redialling a bootstrap peer that dropped or never answered.
+pub const REDIAL_BACKOFF_MIN: Duration = Duration::from_secs(1);
+pub const REDIAL_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Default interval between gossip publishes of batched deltas.
+pub const DEFAULT_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Default interval between syncs with one random peer.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How a node joins the network.
+pub struct NetConfig {
+    /// This node's identity. Its peer id is its node id ([`node_id`]).
+    pub keypair: Keypair,
+    /// The office's pre-shared key.
+    pub swarm_key: SwarmKey,
+    /// Where to listen. Default: every IPv4 interface, a port the system picks.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start and redial with backoff whenever they drop (`--peer`).
+    /// An address may end with `/p2p/<peer id>`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// When set, only these peers are admitted (on top of the swarm key).
+    pub allow_list: Option<HashSet<PeerId>>,
+    /// Discover peers on the LAN with mDNS. Default: on.
+    pub mdns: bool,
+    /// How long deltas are batched before a gossip publish. Default: 1 s.
+    pub publish_interval: Duration,
+    /// How often to sync with one random connected peer. Default: 10 s.
+    pub sync_interval: Duration,
+    /// Most peers connected at once. Default: [`MAX_PEERS`].
+    pub max_peers: u32,
+    /// TCP, or TCP and in-memory addresses for tests. Default: TCP.
+    pub transport: BaseTransport,
+}
+
+impl NetConfig {
+    pub fn new(keypair: Keypair, swarm_key: SwarmKey) -> Self {
+        NetConfig {
+            keypair,
+            swarm_key,
+            listen: vec!["/ip4/0.0.0.0/tcp/0".parse().expect("a valid multiaddr")],
+            bootstrap: Vec::new(),
+            allow_list: None,
+            mdns: true,
+            publish_interval: DEFAULT_PUBLISH_INTERVAL,
+            sync_interval: DEFAULT_SYNC_INTERVAL,
+            max_peers: MAX_PEERS,
+            transport: BaseTransport::Tcp,
+        }
+    }
+}
+
+/// The node id of the node with this peer id: the peer id in base58.
+pub fn node_id(peer: &PeerId) -> NodeId {
+    NodeId::new(peer.to_base58()).expect("a base58 peer id is printable ASCII of about 52 bytes")
+}
+
+/// Why the network could not start, or a command failed.
+#[derive(Debug, Error)]
+pub enum NetError {
+    #[error("cannot set up Noise with this identity: {0}")]
+    Noise(#[from] libp2p::noise::Error),
+    #[error("cannot start mDNS: {0}")]
+    Mdns(#[source] io::Error),
+    #[error("cannot configure gossipsub: {0}")]
+    Gossipsub(String),
+    #[error("cannot listen on {address}: {reason}")]
+    Listen { address: Multiaddr, reason: String },
+    #[error("cannot dial {address}: {reason}")]
+    Dial { address: Multiaddr, reason: String },
+    #[error("the network actor has stopped")]
+    Stopped,
+}
+
+/// Why a sync session with a peer ended without completing.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SyncError {
+    #[error("not connected to peer {0}")]
+    NotConnected(PeerId),
+    #[error("the sync request to peer {peer} failed: {reason}")]
+    Request { peer: PeerId, reason: String },
+    #[error("the node did not answer in time (its event queue is full or it stopped)")]
+    NodeUnavailable,
+    #[error("stopped after {MAX_SYNC_PAGES} pages from peer {0}; the next session continues")]
+    TooManyPages(PeerId),
+    #[error("the network actor has stopped")]
+    Stopped,
+}
+
+/// What a completed sync session brought.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncSummary {
+    /// Pages received (a session with nothing to exchange still takes one, empty).
+    pub pages: usize,
+    /// Writes received, before merging (some may have been known already).
+    pub entries: usize,
+}
+
+/// What the node decided about a delta it was given to merge. For gossip it decides
+/// whether gossipsub forwards the message and whether its sender is penalised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Merged and new: forward it.
+    Accept,
+    /// Holds writes no honest node sends: drop it and penalise the sender.
+    Reject,
+    /// Nothing new, or not mergeable now through no fault of the sender: drop it quietly.
+    Ignore,
+}
+
+impl Verdict {
+    /// The verdict on a merge: a write its writer may not make, an invalid value or an
+    /// impossible sequence number is the sender's fault (reject); a stamp too far ahead of
+    /// this node's clock may be this node's clock (ignore, do not forward); a merge that
+    /// changed nothing is a duplicate (ignore).
+    pub fn of(report: &MergeReport) -> Self {
+        let sender_at_fault = report
+            .rejected
+            .iter()
+            .any(|rejection| !matches!(rejection.reason, RejectReason::ClockAhead(_)));
+        if sender_at_fault {
+            Verdict::Reject
+        } else if !report.rejected.is_empty() || !report.changed() {
+            Verdict::Ignore
+        } else {
+            Verdict::Accept
+        }
+    }
+}
+
+/// How a delta arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Pushed by its writer over gossipsub.
+    Gossip,
+    /// A page of a sync answer; it relays anyone's writes.
+    Sync,
+}
+
+/// Why a peer was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It failed the private-network handshake: another swarm key, or none.
+    PrivateNetwork,
+    /// It is not on the allow-list.
+    NotAllowed,
+}
+
+/// What the net actor tells the node. Events with a `reply` must be answered promptly
+/// (within [`REPLY_TIMEOUT`]); a dropped reply counts as no answer.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// The node listens on a new address.
+    Listening { address: Multiaddr },
+    /// The first connection to a peer is up.
+    PeerConnected { peer: PeerId },
+    /// The last connection to a peer is down.
+    PeerDisconnected { peer: PeerId },
+    /// Merge this delta, received from `from` (the publisher for gossip, the responder for
+    /// sync), and answer with [`Verdict::of`] the merge report.
+    DeltaReceived {
+        from: PeerId,
+        origin: Origin,
+        delta: Delta,
+        reply: oneshot::Sender<Verdict>,
+    },
+    /// Send the replica's digest: a sync session is starting or continuing.
+    DigestWanted { reply: oneshot::Sender<Digest> },
+    /// Peer `from` sent its digest: answer with `Replica::missing_for` it. The net actor
+    /// pages the answer.
+    SyncRequested {
+        from: PeerId,
+        digest: Digest,
+        reply: oneshot::Sender<Delta>,
+    },
+    /// A peer sent data no honest peer sends (a gossiped delta with another node's writes,
+    /// invalid entries); it was dropped, and gossip penalises the peer. Sent once per peer,
+    /// like the log line.
+    PeerMisbehaved { peer: PeerId, reason: String },
+    /// A peer was refused; sent once per address or peer, like the log line.
+    AdmissionRefused {
+        address: Option<Multiaddr>,
+        peer: Option<PeerId>,
+        refusal: Refusal,
+    },
+}
+
+/// A connected peer, as [`NetHandle::peers`] reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerInfo {
+    pub peer: PeerId,
+    /// The remote addresses of its open connections.
+    pub addresses: Vec<Multiaddr>,
+    /// The round-trip time of the last successful ping.
+    pub rtt: Option<Duration>,
+    /// What it announced through identify, e.g. `officemesh/0.1.0`.
+    pub agent_version: Option<String>,
+    /// Whether it has subscribed to the state topic (gossip can reach it).
+    pub subscribed: bool,
+    /// Whether it is in this node's gossipsub mesh for the state topic.
+    pub in_mesh: bool,
+    /// Its gossipsub score as this node sees it; negative after invalid messages.
+    pub gossip_score: Option<f64>,
+}
+
+/// What the node asks of the net actor; [`NetHandle`] wraps each one.
+#[derive(Debug)]
+pub enum NetCommand {
+    /// Add a delta to the batch published at the next publish interval.
+    Publish(Delta),
+    /// Publish this delta, with whatever is batched, now.
+    PublishNow(Delta),
+    /// Sync with a peer now; the reply comes when the session ends.
+    SyncWith {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<SyncSummary, SyncError>>,
+    },
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    /// Dial an address, once (it is not redialled; bootstrap peers are).
+    Dial {
+        address: Multiaddr,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Close every connection to a peer; replies whether there was one.
+    Disconnect {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+}
+
+/// The node's way to the net actor. Cheap to clone; every method fails with
+/// [`NetError::Stopped`] once the actor has stopped.
+#[derive(Clone, Debug)]
+pub struct NetHandle {
+    commands: tokio::sync::mpsc::Sender<NetCommand>,
+    peer_id: PeerId,
+}
+
+impl NetHandle {
+    pub fn local_peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// This node's id in the office state.
+    pub fn node_id(&self) -> NodeId {
+        node_id(&self.peer_id)
+    }
+
+    /// Publishes a delta with the next batch.
+    pub async fn publish(&self, delta: Delta) -> Result<(), NetError> {
+        self.send(NetCommand::Publish(delta)).await
+    }
+
+    /// Publishes a delta (and the batch) at once.
+    pub async fn publish_now(&self, delta: Delta) -> Result<(), NetError> {
+        self.send(NetCommand::PublishNow(delta)).await
+    }
+
+    /// Syncs with `peer` and returns when the session ends. The node must keep answering
+    /// [`NetEvent`]s meanwhile, so do not await this in the loop that answers them.
+    pub async fn sync_with(&self, peer: PeerId) -> Result<SyncSummary, SyncError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(NetCommand::SyncWith { peer, reply })
+            .await
+            .map_err(|_| SyncError::Stopped)?;
+        answer.await.map_err(|_| SyncError::Stopped)?
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        self.ask(NetCommand::Peers).await
+    }
+
+    /// Dials an address once, with a fresh local port.
+    pub async fn dial(&self, address: Multiaddr) -> Result<(), NetError> {
+        self.ask(|reply| NetCommand::Dial { address, reply })
+            .await?
+    }
+
+    /// Closes every connection to `peer`; returns whether there was one.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool, NetError> {
+        self.ask(|reply| NetCommand::Disconnect { peer, reply })
+            .await
+    }
+
+    /// The addresses the node listens on now.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(NetCommand::ListenAddrs).await
+    }
+
+    async fn send(&self, command: NetCommand) -> Result<(), NetError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> NetCommand,
+    ) -> Result<T, NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(command(reply)).await?;
+        answer.await.map_err(|_| NetError::Stopped)
+    }
+}

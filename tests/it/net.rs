@@ -1,0 +1,494 @@
+//! The network over real libp2p on the loopback interface: nodes share writes by gossip and
+//! sync, a node that was away catches up, a node with another swarm key never gets in, and
+//! a forged gossip delta is rejected. mDNS is off (it skips loopback interfaces).
+//!
+//! Each test node is a net actor plus a small harness task that plays the node's part:
+//! it owns a [`Replica`], merges what the network delivers and answers sync requests.
+//! Nothing sleeps to synchronise: tests poll for a condition until a deadline.
+
+use std::{
+    future::Future,
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
+use officemesh::{
+    net::{Net, NetConfig, NetEvent, NetHandle, Origin, Refusal, SwarmKey, Verdict, node_id},
+    state::{
+        DEFAULT_RETENTION_MS, Delta, MIN_PLAUSIBLE_WALL_MS, NodeId, Quantity, Reading, Replica,
+        Room, SensorId,
+    },
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Long enough for a loaded CI machine; a passing run takes a few seconds.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Between two looks at a condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// Sync often, so repair is quick in tests.
+const TEST_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The physical time every test node uses: a plausible clock plus the time since the first
+/// call, so all nodes agree within a process.
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    MIN_PLAUSIBLE_WALL_MS + 1_000_000 + start.elapsed().as_millis() as u64
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// What a test node's harness saw.
+#[derive(Default)]
+struct Seen {
+    refusals: Vec<Refusal>,
+    misbehaved: Vec<PeerId>,
+    gossip_deltas: usize,
+}
+
+struct TestNode {
+    keypair: Keypair,
+    handle: NetHandle,
+    replica: Arc<Mutex<Replica>>,
+    seen: Arc<Mutex<Seen>>,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// How a harness answers sync requests.
+#[derive(Clone, Copy, PartialEq)]
+enum SyncAnswers {
+    /// With what the asker lacks, as a node does.
+    Honest,
+    /// With nothing, so that only gossip can carry this node's writes.
+    Nothing,
+}
+
+impl TestNode {
+    async fn start(key: &SwarmKey) -> TestNode {
+        let keypair = Keypair::generate_ed25519();
+        let id = node_id(&keypair.public().to_peer_id());
+        let mut replica = Replica::new(id, DEFAULT_RETENTION_MS);
+        replica.snapshot();
+        TestNode::start_with(key, keypair, replica, SyncAnswers::Honest).await
+    }
+
+    async fn start_with(
+        key: &SwarmKey,
+        keypair: Keypair,
+        replica: Replica,
+        answers: SyncAnswers,
+    ) -> TestNode {
+        init_tracing();
+        let mut config = NetConfig::new(keypair.clone(), *key);
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        config.mdns = false;
+        config.publish_interval = Duration::from_millis(100);
+        config.sync_interval = TEST_SYNC_INTERVAL;
+        let cancel = CancellationToken::new();
+        let parts = Net::spawn(config, cancel.clone()).expect("the network starts");
+        let replica = Arc::new(Mutex::new(replica));
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let harness = tokio::spawn(play_node(
+            parts.events,
+            replica.clone(),
+            seen.clone(),
+            answers,
+        ));
+        let net = parts.task;
+        let task = tokio::spawn(async move {
+            net.await.expect("the net actor does not panic");
+            harness.await.expect("the harness does not panic");
+        });
+        TestNode {
+            keypair,
+            handle: parts.handle,
+            replica,
+            seen,
+            cancel,
+            task,
+        }
+    }
+
+    fn peer_id(&self) -> PeerId {
+        self.keypair.public().to_peer_id()
+    }
+
+    /// Where to dial this node, with its peer id.
+    async fn address(&self) -> Multiaddr {
+        let handle = self.handle.clone();
+        let addresses = eventually("the node listens", || {
+            let handle = handle.clone();
+            async move {
+                let addresses = handle.listen_addrs().await.unwrap();
+                (!addresses.is_empty()).then_some(addresses)
+            }
+        })
+        .await;
+        addresses[0].clone().with(Protocol::P2p(self.peer_id()))
+    }
+
+    async fn dial(&self, other: &TestNode) {
+        self.handle.dial(other.address().await).await.unwrap();
+    }
+
+    /// Waits until this node is connected to exactly `others`, each subscribed to the state
+    /// topic (so a publish reaches them).
+    async fn wait_for_peers(&self, others: &[&TestNode]) {
+        let mut expected: Vec<PeerId> = others.iter().map(|node| node.peer_id()).collect();
+        expected.sort();
+        let handle = self.handle.clone();
+        eventually("peers connected and subscribed", || {
+            let handle = handle.clone();
+            let expected = expected.clone();
+            async move {
+                let peers = handle.peers().await.unwrap();
+                let ready: Vec<PeerId> = peers
+                    .iter()
+                    .filter(|info| info.subscribed)
+                    .map(|info| info.peer)
+                    .collect();
+                (ready == expected && peers.len() == expected.len()).then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// Writes a temperature reading and publishes its delta.
+    async fn write(&self, sensor: &str, value: f64) {
+        let delta = self.record(sensor, value);
+        self.handle.publish(delta).await.unwrap();
+    }
+
+    /// Writes a reading to the replica only (the node is offline, or the test publishes it).
+    fn record(&self, sensor: &str, value: f64) -> Delta {
+        self.replica
+            .lock()
+            .unwrap()
+            .record_reading(
+                SensorId::new(sensor).unwrap(),
+                Room::new("open space").unwrap(),
+                Quantity::Temperature,
+                value,
+                "°C",
+                now_ms(),
+            )
+            .unwrap()
+    }
+
+    /// (writer, sensor) of every reading the replica holds, sorted.
+    fn readings(&self) -> Vec<(String, String)> {
+        let replica = self.replica.lock().unwrap();
+        let mut readings: Vec<(String, String)> = replica
+            .latest::<Reading>()
+            .map(|(key, _)| (key.node.to_string(), key.sensor.to_string()))
+            .collect();
+        readings.sort();
+        readings
+    }
+
+    /// Stops the node's network and returns its identity and replica, to restart it.
+    async fn stop(self) -> (Keypair, Replica) {
+        self.cancel.cancel();
+        drop(self.handle);
+        self.task.await.unwrap();
+        let replica = Arc::try_unwrap(self.replica)
+            .ok()
+            .expect("the harness has stopped")
+            .into_inner()
+            .unwrap();
+        (self.keypair, replica)
+    }
+}
+
+/// The node's side of the net actor's events: merge, answer, record.
+async fn play_node(
+    mut events: tokio::sync::mpsc::Receiver<NetEvent>,
+    replica: Arc<Mutex<Replica>>,
+    seen: Arc<Mutex<Seen>>,
+    answers: SyncAnswers,
+) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NetEvent::DeltaReceived {
+                from,
+                origin,
+                delta,
+                reply,
+            } => {
+                let report = replica
+                    .lock()
+                    .unwrap()
+                    .merge(delta, &node_id(&from), now_ms());
+                if origin == Origin::Gossip {
+                    seen.lock().unwrap().gossip_deltas += 1;
+                }
+                let _ = reply.send(Verdict::of(&report));
+            }
+            NetEvent::DigestWanted { reply } => {
+                let _ = reply.send(replica.lock().unwrap().digest());
+            }
+            NetEvent::SyncRequested { digest, reply, .. } => {
+                let answer = match answers {
+                    SyncAnswers::Honest => replica.lock().unwrap().missing_for(&digest),
+                    SyncAnswers::Nothing => Delta::default(),
+                };
+                let _ = reply.send(answer);
+            }
+            NetEvent::AdmissionRefused { refusal, .. } => {
+                seen.lock().unwrap().refusals.push(refusal);
+            }
+            NetEvent::PeerMisbehaved { peer, .. } => {
+                seen.lock().unwrap().misbehaved.push(peer);
+            }
+            NetEvent::Listening { .. }
+            | NetEvent::PeerConnected { .. }
+            | NetEvent::PeerDisconnected { .. } => {}
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after [`DEADLINE`].
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match within(DEADLINE, check).await {
+        Some(value) => value,
+        None => panic!("timed out waiting for: {what}"),
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most `limit`.
+async fn within<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Waits until every node holds the same state, with exactly `expected` readings.
+async fn wait_until_identical(nodes: &[&TestNode], expected: &[(String, String)]) {
+    eventually("all replicas identical", || async {
+        let first = nodes[0].replica.lock().unwrap().state().clone();
+        let same = nodes
+            .iter()
+            .all(|node| *node.replica.lock().unwrap().state() == first);
+        let complete = nodes.iter().all(|node| node.readings() == expected);
+        (same && complete).then_some(())
+    })
+    .await;
+}
+
+fn reading(node: &TestNode, sensor: &str) -> (String, String) {
+    (node.handle.node_id().to_string(), sensor.to_owned())
+}
+
+fn sorted(mut readings: Vec<(String, String)>) -> Vec<(String, String)> {
+    readings.sort();
+    readings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_their_writes() {
+    let key = SwarmKey::generate().unwrap();
+    let a = TestNode::start(&key).await;
+    let b = TestNode::start(&key).await;
+    let c = TestNode::start(&key).await;
+    a.dial(&b).await;
+    a.dial(&c).await;
+    b.dial(&c).await;
+    a.wait_for_peers(&[&b, &c]).await;
+    b.wait_for_peers(&[&a, &c]).await;
+    c.wait_for_peers(&[&a, &b]).await;
+
+    a.write("desk", 21.0).await;
+    b.write("window", 22.5).await;
+    c.write("door", 19.0).await;
+
+    let expected = sorted(vec![
+        reading(&a, "desk"),
+        reading(&b, "window"),
+        reading(&c, "door"),
+    ]);
+    wait_until_identical(&[&a, &b, &c], &expected).await;
+    let gossiped: usize = [&a, &b, &c]
+        .iter()
+        .map(|node| node.seen.lock().unwrap().gossip_deltas)
+        .sum();
+    assert!(gossiped > 0, "no delta arrived by gossip");
+
+    // Peers report a ping round-trip time once a ping went through.
+    let handle = a.handle.clone();
+    eventually("a ping round trip", || {
+        let handle = handle.clone();
+        async move {
+            let peers = handle.peers().await.unwrap();
+            peers.iter().all(|info| info.rtt.is_some()).then_some(())
+        }
+    })
+    .await;
+    for node in [a, b, c] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_was_away_catches_up_by_sync() {
+    let key = SwarmKey::generate().unwrap();
+    let a = TestNode::start(&key).await;
+    let b = TestNode::start(&key).await;
+    let c = TestNode::start(&key).await;
+    a.dial(&b).await;
+    a.dial(&c).await;
+    b.dial(&c).await;
+    a.wait_for_peers(&[&b, &c]).await;
+    c.wait_for_peers(&[&a, &b]).await;
+    a.write("before", 20.0).await;
+    wait_until_identical(&[&a, &b, &c], &[reading(&a, "before")]).await;
+
+    // C goes away; both sides write while it is gone.
+    let c_id = c.handle.node_id();
+    let (c_keypair, c_replica) = c.stop().await;
+    a.wait_for_peers(&[&b]).await;
+    b.wait_for_peers(&[&a]).await;
+    a.write("during-a", 21.0).await;
+    b.write("during-b", 22.0).await;
+    let c = TestNode::start_with(&key, c_keypair, c_replica, SyncAnswers::Honest).await;
+    c.record("offline", 18.0);
+    assert_eq!(c.handle.node_id(), c_id);
+
+    // C comes back through A only: B learns C's offline write from A, by sync.
+    c.dial(&a).await;
+    let expected = sorted(vec![
+        reading(&a, "before"),
+        reading(&a, "during-a"),
+        reading(&b, "during-b"),
+        (c_id.to_string(), "offline".to_owned()),
+    ]);
+    wait_until_identical(&[&a, &b, &c], &expected).await;
+
+    // A sync on request reports what it brought.
+    let summary = c.handle.sync_with(a.peer_id()).await.unwrap();
+    assert_eq!(summary.entries, 0, "nothing left to bring: {summary:?}");
+    for node in [a, b, c] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_swarm_key_never_connects() {
+    let office = SwarmKey::generate().unwrap();
+    let other = SwarmKey::generate().unwrap();
+    let a = TestNode::start(&office).await;
+    let b = TestNode::start(&office).await;
+    let intruder = TestNode::start(&other).await;
+    intruder.dial(&a).await;
+    a.dial(&intruder).await;
+    a.dial(&b).await;
+    a.wait_for_peers(&[&b]).await;
+    b.wait_for_peers(&[&a]).await;
+
+    let refused = |node: &TestNode| {
+        let seen = node.seen.clone();
+        move || {
+            let seen = seen.clone();
+            async move {
+                let refusals = seen.lock().unwrap().refusals.clone();
+                refusals.contains(&Refusal::PrivateNetwork).then_some(())
+            }
+        }
+    };
+    eventually("the office node saw the handshake fail", refused(&a)).await;
+    eventually("the intruder saw the handshake fail", refused(&intruder)).await;
+    assert!(intruder.handle.peers().await.unwrap().is_empty());
+    let a_peers: Vec<PeerId> = a
+        .handle
+        .peers()
+        .await
+        .unwrap()
+        .iter()
+        .map(|info| info.peer)
+        .collect();
+    assert_eq!(a_peers, vec![b.peer_id()]);
+    // Each failure is reported once per address, not once per attempt.
+    let a_refusals = a.seen.lock().unwrap().refusals.len();
+    assert!(a_refusals <= 2, "{a_refusals} refusals reported");
+    for node in [a, b, intruder] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_gossip_delta_is_rejected_and_never_merged() {
+    let key = SwarmKey::generate().unwrap();
+    let honest = TestNode::start(&key).await;
+    // The forger writes under another node's id, and answers sync with nothing, so only
+    // gossip could carry the forged writes.
+    let victim = NodeId::new(PeerId::random().to_base58()).unwrap();
+    let mut forged_replica = Replica::new(victim.clone(), DEFAULT_RETENTION_MS);
+    forged_replica.snapshot();
+    let forger = TestNode::start_with(
+        &key,
+        Keypair::generate_ed25519(),
+        forged_replica,
+        SyncAnswers::Nothing,
+    )
+    .await;
+    forger.dial(&honest).await;
+    forger.wait_for_peers(&[&honest]).await;
+    honest.wait_for_peers(&[&forger]).await;
+
+    // Publish forged deltas (each new, so none is a duplicate) until one is rejected:
+    // gossip is best effort, so one publish may not arrive.
+    let deadline = Instant::now() + DEADLINE;
+    for attempt in 0.. {
+        assert!(Instant::now() < deadline, "no forged delta was rejected");
+        let delta = forger.record("forged", 20.0 + f64::from(attempt));
+        forger.handle.publish_now(delta).await.unwrap();
+        let rejected = within(Duration::from_secs(1), || async {
+            let seen = honest.seen.lock().unwrap();
+            seen.misbehaved.contains(&forger.peer_id()).then_some(())
+        })
+        .await;
+        if rejected.is_some() {
+            break;
+        }
+    }
+    assert!(
+        honest
+            .readings()
+            .iter()
+            .all(|(writer, _)| *writer != victim.to_string()),
+        "a forged write was merged: {:?}",
+        honest.readings()
+    );
+    assert_eq!(honest.seen.lock().unwrap().gossip_deltas, 0);
+    // Gossipsub penalised the forger.
+    let info = honest.handle.peers().await.unwrap();
+    let score = info[0].gossip_score.expect("peer scoring is on");
+    assert!(score < 0.0, "forger's score is {score}");
+    for node in [honest, forger] {
+        node.stop().await;
+    }
+}
