@@ -1,10 +1,23 @@
 //! The `officemesh` command line.
 
-use std::process::ExitCode;
+use std::{
+    io::{Read as _, Write as _},
+    net::TcpStream,
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use officemesh::sim::{self, SimConfig};
+use officemesh::{
+    config::{Config, Overrides},
+    net::SwarmKey,
+    node::{self, demo},
+    sim::{self, SimConfig},
+};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 /// A peer-to-peer smart office.
 #[derive(Parser, Debug)]
@@ -16,6 +29,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run an office node.
+    Up(UpArgs),
+    /// Run a whole simulated office on this machine (loopback only), for a first look.
+    Demo(DemoArgs),
+    /// Print a join token for another node to join this office (asks the running node).
+    Invite(InviteArgs),
+    /// Print a new swarm key file (a new office's pre-shared key).
+    SwarmKey,
     /// Simulate an office of replicas in one thread, with a lossy network, partitions,
     /// crashes and skewed clocks, and report how they converge.
     Sim(SimArgs),
@@ -28,6 +49,63 @@ enum Command {
 enum ConfigCommand {
     /// Print the default configuration, every key documented.
     Default,
+}
+
+#[derive(Args, Debug)]
+struct UpArgs {
+    /// A TOML config file (see `officemesh config default`); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the node keeps its database and keys [default: ~/.local/share/officemesh].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// This node's name [default: the host name].
+    #[arg(long)]
+    name: Option<String>,
+    /// The room this node is in [default: office].
+    #[arg(long)]
+    room: Option<String>,
+    /// A multiaddr to listen on (repeatable) [default: /ip4/0.0.0.0/tcp/7879].
+    #[arg(long)]
+    listen: Vec<String>,
+    /// A peer's multiaddr to dial (repeatable).
+    #[arg(long)]
+    peer: Vec<String>,
+    /// A swarm.key file with the office's pre-shared key.
+    #[arg(long)]
+    swarm_key: Option<PathBuf>,
+    /// A join token from `officemesh invite`.
+    #[arg(long)]
+    join: Option<String>,
+    /// The HTTP API's address [default: 127.0.0.1:7878].
+    #[arg(long)]
+    http: Option<String>,
+    /// No mDNS discovery.
+    #[arg(long)]
+    no_mdns: bool,
+    /// Simulated sensors in this node's room.
+    #[arg(long)]
+    sim: bool,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Number of nodes (1 to 50).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=50))]
+    nodes: u16,
+    /// HTTP port of the first node; node i listens on this port + i.
+    #[arg(long, default_value_t = 7878)]
+    http_port: u16,
+}
+
+#[derive(Args, Debug)]
+struct InviteArgs {
+    /// The running node's HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:7878")]
+    node: String,
+    /// The node's data dir, where its API token is [default: ~/.local/share/officemesh].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +152,12 @@ fn probability(text: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Up(args) => run_up(args),
+        Command::Demo(args) => run_demo(&args),
+        Command::Invite(args) => run_invite(&args),
+        Command::SwarmKey => SwarmKey::generate()
+            .map(|key| print!("{}", key.to_file()))
+            .map_err(Into::into),
         Command::Sim(args) => run_sim(&args),
         Command::Config(ConfigCommand::Default) => {
             print!("{}", officemesh::config::DEFAULT_CONFIG);
@@ -87,6 +171,144 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// A token that fires on SIGINT (Ctrl-C) or SIGTERM.
+fn shutdown_on_signals() -> Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let token = CancellationToken::new();
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let fire = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT: shutting down"),
+            _ = terminate.recv() => info!("SIGTERM: shutting down"),
+        }
+        fire.cancel();
+    });
+    Ok(token)
+}
+
+fn run_up(args: UpArgs) -> Result<()> {
+    init_logging();
+    let overrides = Overrides {
+        data_dir: args.data_dir,
+        name: args.name,
+        room: args.room,
+        listen: args.listen,
+        peers: args.peer,
+        swarm_key_file: args.swarm_key,
+        join: args.join,
+        http: args.http,
+        no_mdns: args.no_mdns,
+        sim: args.sim,
+    };
+    let config = Config::load(args.config.as_deref(), &overrides)?;
+    runtime()?.block_on(async {
+        let shutdown = shutdown_on_signals()?;
+        let node = node::start(config, shutdown).await?;
+        node.wait().await;
+        info!("stopped");
+        Ok(())
+    })
+}
+
+fn run_demo(args: &DemoArgs) -> Result<()> {
+    init_logging();
+    runtime()?.block_on(async {
+        let shutdown = shutdown_on_signals()?;
+        let office = demo::start(usize::from(args.nodes), args.http_port, shutdown).await?;
+        println!(
+            "a demo office of {} nodes on loopback; Ctrl-C stops it",
+            office.nodes.len()
+        );
+        for node in &office.nodes {
+            println!(
+                "  {:<14} http://{}  (node {})",
+                node.room, node.http, node.peer_id
+            );
+        }
+        println!("  write token: {}", office.api_token);
+        office.wait().await;
+        Ok(())
+    })
+}
+
+fn run_invite(args: &InviteArgs) -> Result<()> {
+    let token = match std::env::var("OFFICEMESH_API_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(token) => token,
+        None => {
+            let data_dir = match &args.data_dir {
+                Some(dir) => dir.clone(),
+                None => Config::load(None, &Overrides::default())?.data_dir,
+            };
+            let path = data_dir.join(node::API_TOKEN_FILE);
+            std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "cannot read the API token {} (give --data-dir, or set OFFICEMESH_API_TOKEN)",
+                    path.display()
+                )
+            })?
+        }
+    };
+    let body = http_get(&args.node, "/api/invite", token.trim())?;
+    let invite: serde_json::Value =
+        serde_json::from_str(&body).context("the node's answer is not JSON")?;
+    match invite["token"].as_str() {
+        Some(join) => {
+            println!("{join}");
+            eprintln!(
+                "on the new node: officemesh up --join <the line above>   (it holds the office key: keep it secret)"
+            );
+            Ok(())
+        }
+        None => bail!("the node answered without a token: {body}"),
+    }
+}
+
+/// A minimal HTTP/1.1 GET on a loopback or LAN node, enough for the CLI's few requests.
+fn http_get(base: &str, path: &str, token: &str) -> Result<String> {
+    let authority = base
+        .strip_prefix("http://")
+        .with_context(|| format!("--node {base:?} must start with http://"))?
+        .trim_end_matches('/');
+    let mut stream = TcpStream::connect(authority)
+        .with_context(|| format!("cannot reach the node at {base}: is it running?"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP answer")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("?");
+    if status != "200" {
+        bail!("the node answered {status}: {}", body.trim());
+    }
+    Ok(body.to_owned())
 }
 
 fn run_sim(args: &SimArgs) -> Result<()> {

@@ -39,9 +39,12 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// answer) becomes one event instead of hundreds.
 pub const EVENT_MIN_GAP: Duration = Duration::from_millis(250);
 
-/// Where the API gets the connected peers from (the network actor).
+/// What the API asks of the network actor.
 pub trait PeerSource: Send + Sync + 'static {
+    /// The connected peers.
     fn peers(&self) -> Pin<Box<dyn Future<Output = Vec<PeerView>> + Send + '_>>;
+    /// A join token for this office: its key and this node's addresses.
+    fn invite(&self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>>;
 }
 
 /// What every handler needs.
@@ -61,6 +64,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/state", get(state))
         .route("/api/peers", get(peers))
         .route("/api/events", get(events))
+        .route("/api/invite", get(invite))
         .route("/api/readings", post(post_reading))
         .route("/api/targets/{room}/{quantity}", put(put_target))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -203,6 +207,23 @@ async fn state(State(api): State<Arc<Api>>) -> Json<OfficeView> {
 
 async fn peers(State(api): State<Arc<Api>>) -> Json<Vec<PeerView>> {
     Json(api.peers.peers().await)
+}
+
+#[derive(Serialize)]
+struct Invite {
+    token: String,
+}
+
+/// `GET /api/invite`: the join token. It holds the office's key, so it needs the API token.
+async fn invite(State(api): State<Arc<Api>>, headers: HeaderMap) -> Result<Json<Invite>, ApiError> {
+    authorize(&api, &headers)?;
+    match api.peers.invite().await {
+        Some(token) => Ok(Json(Invite { token })),
+        None => Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "this node is not listening on any address yet".into(),
+        }),
+    }
 }
 
 async fn events(State(api): State<Arc<Api>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {

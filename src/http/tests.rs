@@ -40,6 +40,10 @@ impl PeerSource for NoPeers {
             }]
         })
     }
+
+    fn invite(&self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>> {
+        Box::pin(async { Some("om1-token".to_owned()) })
+    }
 }
 
 struct Fixture {
@@ -261,4 +265,12 @@ async fn health_and_peers_answer() {
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     let (_, peers) = call(&fixture.app, Method::GET, "/api/peers", None, "").await;
     assert_eq!(peers[0]["rtt_ms"], 1.5);
+    let (status, _) = call(&fixture.app, Method::GET, "/api/invite", None, "").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the invite holds the office key"
+    );
+    let (_, invite) = call(&fixture.app, Method::GET, "/api/invite", Some(TOKEN), "").await;
+    assert_eq!(invite["token"], "om1-token");
 }

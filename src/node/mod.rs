@@ -1,6 +1,7 @@
 //! The wiring of one office node: the office actor, the network, the store, the HTTP API and
 //! the sensors, each a task owned here and stopped by one shutdown signal.
 
+pub mod demo;
 pub mod office;
 
 use std::{
@@ -65,15 +66,18 @@ impl Persist for StorePersist {
     }
 }
 
-/// The network actor, as the HTTP API lists peers.
-struct NetPeers(NetHandle);
+/// The network actor, as the HTTP API sees it.
+struct NetPeers {
+    net: NetHandle,
+    key: SwarmKey,
+}
 
 impl PeerSource for NetPeers {
     fn peers(
         &self,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<PeerView>> + Send + '_>> {
         Box::pin(async move {
-            self.0
+            self.net
                 .peers()
                 .await
                 .unwrap_or_default()
@@ -84,6 +88,31 @@ impl PeerSource for NetPeers {
                     rtt_ms: peer.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
                 })
                 .collect()
+        })
+    }
+
+    fn invite(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send + '_>> {
+        Box::pin(async move {
+            let peer = self.net.local_peer_id();
+            let addresses: Vec<Multiaddr> = self
+                .net
+                .listen_addrs()
+                .await
+                .ok()?
+                .into_iter()
+                .filter(|address| !address.to_string().starts_with("/ip4/0.0.0.0"))
+                .take(net::join::MAX_TOKEN_ADDRESSES)
+                .map(|address| address.with_p2p(peer).unwrap_or_else(|address| address))
+                .collect();
+            (!addresses.is_empty()).then(|| {
+                JoinToken {
+                    key: self.key,
+                    addresses,
+                }
+                .to_string()
+            })
         })
     }
 }
@@ -173,7 +202,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let http = listener.local_addr()?;
     let api = Arc::new(Api {
         office: office_handle.clone(),
-        peers: Box::new(NetPeers(net_handle.clone())),
+        peers: Box::new(NetPeers {
+            net: net_handle.clone(),
+            key: swarm_key,
+        }),
         token: api_token,
         started_at_ms,
         consider_home_ms: CONSIDER_HOME_MS,

@@ -1,0 +1,131 @@
+//! `officemesh demo`: a whole office on one machine. N nodes in one process, each with its
+//! own data dir, room, simulated sensors and HTTP port, joined by explicit loopback peers
+//! (no mDNS), sharing one fresh swarm key.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use libp2p::{Multiaddr, PeerId};
+use tokio_util::sync::CancellationToken;
+
+use super::{RunningNode, start as start_node};
+use crate::{config::Config, net::SwarmKey, state::Room};
+
+const ROOMS: [&str; 8] = [
+    "open space",
+    "meeting room",
+    "kitchen",
+    "lab",
+    "reception",
+    "library",
+    "workshop",
+    "lounge",
+];
+
+/// How long a node may take to start listening.
+const LISTEN_DEADLINE: Duration = Duration::from_secs(10);
+
+pub struct DemoNode {
+    pub room: String,
+    pub http: SocketAddr,
+    pub peer_id: PeerId,
+}
+
+pub struct DemoOffice {
+    pub nodes: Vec<DemoNode>,
+    /// The write token every demo node accepts.
+    pub api_token: String,
+    dir: PathBuf,
+    running: Vec<RunningNode>,
+}
+
+impl DemoOffice {
+    /// Waits for every node to stop, then removes the demo's data dirs.
+    pub async fn wait(self) {
+        for node in self.running {
+            node.wait().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `count` nodes; node i serves HTTP on `http_port + i`.
+pub async fn start(
+    count: usize,
+    http_port: u16,
+    shutdown: CancellationToken,
+) -> Result<DemoOffice> {
+    let dir = std::env::temp_dir().join(format!("officemesh-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key_path = dir.join("swarm.key");
+    std::fs::write(&key_path, SwarmKey::generate()?.to_file())
+        .with_context(|| format!("cannot write {}", key_path.display()))?;
+    let mut token_bytes = [0u8; 16];
+    getrandom::fill(&mut token_bytes).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
+    let api_token: String = token_bytes
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+
+    let mut running: Vec<RunningNode> = Vec::new();
+    let mut nodes = Vec::new();
+    let mut addresses: Vec<Multiaddr> = Vec::new();
+    for index in 0..count {
+        let room = match ROOMS.get(index) {
+            Some(room) => (*room).to_owned(),
+            None => format!("room {}", index + 1),
+        };
+        let mut config = Config::from_toml("")?;
+        config.name = Some(crate::state::NodeName::new(&format!("demo-{}", index + 1))?);
+        config.room = Room::new(&room)?;
+        config.data_dir = dir.join(format!("node-{}", index + 1));
+        config.sim = true;
+        config.mdns = false;
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        config.peers = addresses.iter().map(ToString::to_string).collect();
+        config.swarm_key_file = Some(key_path.clone());
+        config.http_listen =
+            SocketAddr::from((Ipv4Addr::LOCALHOST, http_port.saturating_add(index as u16)));
+        config.api_token = Some(api_token.clone());
+        let node = start_node(config, shutdown.clone())
+            .await
+            .with_context(|| format!("demo node {} ({room})", index + 1))?;
+        addresses.push(listen_address(&node).await?);
+        nodes.push(DemoNode {
+            room,
+            http: node.http,
+            peer_id: node.peer_id,
+        });
+        running.push(node);
+    }
+    Ok(DemoOffice {
+        nodes,
+        api_token,
+        dir,
+        running,
+    })
+}
+
+/// The node's loopback address with its peer id, once it listens.
+async fn listen_address(node: &RunningNode) -> Result<Multiaddr> {
+    let deadline = Instant::now() + LISTEN_DEADLINE;
+    loop {
+        let addresses = node.net.listen_addrs().await?;
+        if let Some(address) = addresses.into_iter().next() {
+            return Ok(address
+                .with_p2p(node.peer_id)
+                .unwrap_or_else(|address| address));
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "node {} did not start listening within {LISTEN_DEADLINE:?}",
+                node.peer_id
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
