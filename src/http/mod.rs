@@ -173,6 +173,8 @@ struct Health {
     room: String,
     version: &'static str,
     uptime_s: u64,
+    /// Changes not yet saved to disk (saved within a second).
+    unsaved_changes: bool,
 }
 
 async fn health(State(api): State<Arc<Api>>) -> Json<Health> {
@@ -194,6 +196,7 @@ async fn health(State(api): State<Arc<Api>>) -> Json<Health> {
             .unwrap_or_default(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: physical_ms().saturating_sub(api.started_at_ms) / 1000,
+        unsaved_changes: api.office.unsaved(),
     })
 }
 

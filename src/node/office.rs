@@ -7,7 +7,10 @@
 
 use std::{
     net::IpAddr,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -141,12 +144,19 @@ enum Command {
 pub struct OfficeHandle {
     commands: mpsc::Sender<Command>,
     view: watch::Receiver<Arc<Replica>>,
+    unsaved: Arc<AtomicBool>,
 }
 
 impl OfficeHandle {
     /// The office state as of the last change.
     pub fn view(&self) -> Arc<Replica> {
         self.view.borrow().clone()
+    }
+
+    /// Whether the state has changed since the last save: what a kill -9 now would lose
+    /// from this node's disk (peers still hold their own writes).
+    pub fn unsaved(&self) -> bool {
+        self.unsaved.load(Ordering::Relaxed)
     }
 
     /// A receiver that wakes on every change, for live views (server-sent events).
@@ -203,7 +213,8 @@ pub struct Office<P: Persist> {
     commands: mpsc::Receiver<Command>,
     outbox: mpsc::Sender<Outgoing>,
     view: watch::Sender<Arc<Replica>>,
-    dirty: bool,
+    /// Changed since the last save; shared with the handles.
+    unsaved: Arc<AtomicBool>,
 }
 
 impl<P: Persist> Office<P> {
@@ -221,6 +232,7 @@ impl<P: Persist> Office<P> {
         let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
         let (view, view_rx) = watch::channel(Arc::new(replica.clone()));
+        let unsaved = Arc::new(AtomicBool::new(false));
         let office = Office {
             replica,
             identity,
@@ -228,11 +240,12 @@ impl<P: Persist> Office<P> {
             commands,
             outbox,
             view,
-            dirty: false,
+            unsaved: unsaved.clone(),
         };
         let handle = OfficeHandle {
             commands: commands_tx,
             view: view_rx,
+            unsaved,
         };
         Ok((office, handle, outbox_rx))
     }
@@ -255,7 +268,7 @@ impl<P: Persist> Office<P> {
                 _ = heartbeat.tick() => self.announce().await,
             }
         }
-        self.dirty = true;
+        self.unsaved.store(true, Ordering::Relaxed);
         self.save_if_dirty();
         info!("office state saved");
     }
@@ -371,16 +384,16 @@ impl<P: Persist> Office<P> {
     }
 
     fn changed(&mut self) {
-        self.dirty = true;
+        self.unsaved.store(true, Ordering::Relaxed);
         self.view.send_replace(Arc::new(self.replica.clone()));
     }
 
     fn save_if_dirty(&mut self) {
-        if !self.dirty {
+        if !self.unsaved.load(Ordering::Relaxed) {
             return;
         }
         match self.persist.save(&self.replica.snapshot()) {
-            Ok(()) => self.dirty = false,
+            Ok(()) => self.unsaved.store(false, Ordering::Relaxed),
             // Keep running: peers hold the data, and the next tick tries again.
             Err(error) => error!(%error, "cannot save the office state; retrying"),
         }

@@ -1,5 +1,6 @@
 //! The one integration-test binary: tests at the boundaries of the crate.
 
+mod binary;
 mod net;
 mod office;
 mod purity;
