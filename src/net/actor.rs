@@ -587,12 +587,14 @@ impl Net {
                 address = %shown,
                 "peer at {shown} failed the private-network handshake (different swarm key?)"
             ),
-            Refusal::NotAllowed => warn!(
-                peer = ?peer,
-                address = %shown,
-                "peer {} at {shown} is not on the allow-list; connection closed",
-                peer.map_or_else(|| "?".to_owned(), |peer| peer.to_string())
-            ),
+            Refusal::NotAllowed => {
+                let peer = peer.map_or_else(|| "?".to_owned(), |peer| peer.to_string());
+                warn!(
+                    %peer,
+                    address = %shown,
+                    "peer {peer} at {shown} is not on the allow-list; connection closed"
+                );
+            }
         }
         self.emit(NetEvent::AdmissionRefused {
             address,
