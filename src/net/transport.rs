@@ -287,3 +287,78 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         Pin::new(&mut self.inner).poll_close(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::{executor::block_on, io::Cursor};
+
+    use super::*;
+
+    /// A dialer's guard over `incoming` (what the listener sends), and its reports.
+    fn dialer(incoming: &[u8]) -> (Guarded<Cursor<Vec<u8>>>, mpsc::Receiver<HandshakeFailure>) {
+        let (sender, reports) = mpsc::channel(HANDSHAKE_FAILURE_QUEUE);
+        let report = Report {
+            address: "/ip4/127.0.0.1/tcp/4001".parse().unwrap(),
+            dialing: true,
+            sender,
+        };
+        (
+            Guarded::checking(Cursor::new(incoming.to_vec()), report),
+            reports,
+        )
+    }
+
+    fn read_all(stream: &mut Guarded<Cursor<Vec<u8>>>) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        // Small reads, so the header is checked across several of them.
+        let mut buf = [0u8; 7];
+        loop {
+            match block_on(stream.read(&mut buf))? {
+                0 => return Ok(out),
+                count => out.extend_from_slice(&buf[..count]),
+            }
+        }
+    }
+
+    #[test]
+    fn the_dialer_passes_a_libp2p_listener_through() {
+        let mut incoming = MULTISTREAM_HEADER.to_vec();
+        incoming.extend_from_slice(b"\x07/noise\n rest of the stream");
+        let (mut stream, mut reports) = dialer(&incoming);
+        assert_eq!(read_all(&mut stream).unwrap(), incoming);
+        assert!(reports.try_recv().is_err(), "nothing reported");
+    }
+
+    #[test]
+    fn the_dialer_refuses_garbage_and_reports_it() {
+        let (mut stream, mut reports) = dialer(b"\x13/multistream/9.9.9\n");
+        let error = read_all(&mut stream).unwrap_err();
+        assert!(error.to_string().contains("another key"), "{error}");
+        let report = reports.try_recv().unwrap();
+        assert_eq!(report.error, PrivateNetworkError::WrongKey);
+        assert!(report.dialing);
+        assert!(reports.try_recv().is_err(), "reported once");
+    }
+
+    #[test]
+    fn the_dialer_reports_a_listener_that_hangs_up() {
+        let (mut stream, mut reports) = dialer(&MULTISTREAM_HEADER[..5]);
+        assert_eq!(
+            read_all(&mut stream).unwrap(),
+            MULTISTREAM_HEADER[..5].to_vec()
+        );
+        assert_eq!(
+            reports.try_recv().unwrap().error,
+            PrivateNetworkError::HungUp
+        );
+    }
+
+    #[test]
+    fn the_listener_replays_the_header_it_checked() {
+        let rest = Cursor::new(b" and the rest".to_vec());
+        let mut stream = Guarded::replaying(*MULTISTREAM_HEADER, rest);
+        let mut expected = MULTISTREAM_HEADER.to_vec();
+        expected.extend_from_slice(b" and the rest");
+        assert_eq!(read_all(&mut stream).unwrap(), expected);
+    }
+}

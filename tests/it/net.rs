@@ -14,7 +14,10 @@ use std::{
 
 use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 use officemesh::{
-    net::{Net, NetConfig, NetEvent, NetHandle, Origin, Refusal, SwarmKey, Verdict, node_id},
+    net::{
+        BaseTransport, Net, NetConfig, NetEvent, NetHandle, Origin, Refusal, SwarmKey, Verdict,
+        node_id,
+    },
     state::{
         DEFAULT_RETENTION_MS, Delta, MIN_PLAUSIBLE_WALL_MS, NodeId, Quantity, Reading, Replica,
         Room, SensorId,
@@ -549,6 +552,38 @@ async fn a_bootstrap_peer_is_redialled_when_it_drops() {
     // B dials A again on its own, after the shortest backoff.
     b.wait_for_peers(&[&a]).await;
     for node in [a, b] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_stack_runs_over_memory_addresses() {
+    let memory = |config: &mut NetConfig| {
+        config.transport = BaseTransport::TcpAndMemory;
+        config.listen = vec!["/memory/0".parse().unwrap()];
+    };
+    let key = SwarmKey::generate().unwrap();
+    let a = TestNode::start_fresh(&key, memory).await;
+    let b = TestNode::start_fresh(&key, memory).await;
+    let intruder = TestNode::start_fresh(&SwarmKey::generate().unwrap(), memory).await;
+    assert!(matches!(
+        a.address().await.iter().next(),
+        Some(Protocol::Memory(_))
+    ));
+    a.write("desk", 21.0).await;
+    b.write("window", 22.0).await;
+    intruder.dial(&a).await;
+    b.dial(&a).await;
+    let expected = sorted(vec![reading(&a, "desk"), reading(&b, "window")]);
+    wait_until_identical(&[&a, &b], &expected).await;
+    let seen = intruder.seen.clone();
+    eventually("the intruder is refused", || async {
+        let refusals = seen.lock().unwrap().refusals.clone();
+        refusals.contains(&Refusal::PrivateNetwork).then_some(())
+    })
+    .await;
+    assert!(intruder.handle.peers().await.unwrap().is_empty());
+    for node in [a, b, intruder] {
         node.stop().await;
     }
 }
