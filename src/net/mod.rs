@@ -111,7 +111,8 @@ pub struct NetConfig {
     pub publish_interval: Duration,
     /// How often to sync with one random connected peer. Default: 10 s.
     pub sync_interval: Duration,
-    /// Most peers connected at once. Default: [`MAX_PEERS`].
+    /// Most connections established at once, and so most peers (a peer has one connection,
+    /// two only while dials cross). Default: [`MAX_PEERS`].
     pub max_peers: u32,
     /// TCP, or TCP and in-memory addresses for tests. Default: TCP.
     pub transport: BaseTransport,
