@@ -9,7 +9,7 @@ use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered}
 use libp2p::{
     Multiaddr, PeerId, Swarm,
     allow_block_list::NotAllowed,
-    core::{ConnectedPoint, multiaddr::Protocol, transport::TransportError},
+    core::{ConnectedPoint, multiaddr::Protocol},
     gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, PublishError},
     identify, mdns, ping,
     request_response::{self, OutboundRequestId, ResponseChannel},
@@ -34,7 +34,7 @@ use super::{
     node_id,
     paging::{self, Cursor},
     sync::{SYNC_PAGE_BYTES, SyncRequest, SyncResponse},
-    transport,
+    transport::{self, HandshakeFailure},
 };
 use crate::{
     state::{Delta, Digest},
@@ -55,6 +55,7 @@ const QUEUE_FULL_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 /// both with [`Net::spawn`]).
 pub struct Net {
     swarm: Swarm<Behaviour>,
+    handshake_failures: mpsc::Receiver<HandshakeFailure>,
     commands: mpsc::Receiver<NetCommand>,
     events: mpsc::Sender<NetEvent>,
     topic: IdentTopic,
@@ -131,8 +132,12 @@ enum Reply {
 }
 
 /// Everything the loop waits for, as one closed set.
+// One value lives for one turn of the loop, on the stack: boxing the large swarm event
+// would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 enum Input {
     Swarm(SwarmEvent<BehaviourEvent>),
+    Handshake(HandshakeFailure),
     Command(Option<NetCommand>),
     Reply(Reply),
     PublishTick,
@@ -147,7 +152,8 @@ impl Net {
     /// inside a tokio runtime.
     pub fn new(config: NetConfig) -> Result<(Net, NetHandle, mpsc::Receiver<NetEvent>), NetError> {
         let peer_id = config.keypair.public().to_peer_id();
-        let transport = transport::build(&config.keypair, &config.swarm_key, config.transport)?;
+        let (transport, handshake_failures) =
+            transport::build(&config.keypair, &config.swarm_key, config.transport)?;
         let behaviour = Behaviour::new(BehaviourConfig {
             keypair: &config.keypair,
             mdns: config.mdns,
@@ -177,6 +183,7 @@ impl Net {
         let now = Instant::now();
         let mut net = Net {
             swarm,
+            handshake_failures,
             commands,
             events,
             topic: IdentTopic::new(STATE_TOPIC),
@@ -231,6 +238,7 @@ impl Net {
                 () = cancel.cancelled() => Input::Shutdown,
                 () = self.events.closed() => Input::EventsClosed,
                 event = self.swarm.select_next_some() => Input::Swarm(event),
+                Some(failure) = self.handshake_failures.recv() => Input::Handshake(failure),
                 command = self.commands.recv(), if commands_open => Input::Command(command),
                 Some(reply) = self.replies.next(), if !self.replies.is_empty() => Input::Reply(reply),
                 _ = publish_tick.tick() => Input::PublishTick,
@@ -239,6 +247,7 @@ impl Net {
             };
             match input {
                 Input::Swarm(event) => self.handle_swarm_event(event),
+                Input::Handshake(failure) => self.handle_handshake_failure(failure),
                 Input::Command(Some(command)) => self.handle_command(command),
                 // Every handle is gone; the node may still be answering events.
                 Input::Command(None) => commands_open = false,
@@ -316,7 +325,8 @@ impl Net {
                     debug!("delta not gossiped: no subscribed peer yet, or already published");
                 }
                 Err(error) => {
-                    if self.warned.first(format!("publish {error:?}")) {
+                    let kind = std::mem::discriminant(&error);
+                    if self.warned.first(format!("publish {kind:?}")) {
                         warn!(%error, "cannot gossip a delta; sync will deliver it");
                     }
                 }
@@ -407,10 +417,10 @@ impl Net {
             });
         }
         for address in due {
-            if let Err(error) = self.dial_address(address) {
-                if self.warned.first(format!("bootstrap {error}")) {
-                    warn!(%error, "cannot dial a bootstrap peer; retrying with backoff");
-                }
+            if let Err(error) = self.dial_address(address)
+                && self.warned.first(format!("bootstrap {error}"))
+            {
+                warn!(%error, "cannot dial a bootstrap peer; retrying with backoff");
             }
         }
     }
@@ -456,12 +466,10 @@ impl Net {
                 warn!(%error, "a listener failed");
             }
             SwarmEvent::ListenerClosed {
-                addresses, reason, ..
-            } => {
-                if let Err(error) = reason {
-                    warn!(?addresses, %error, "a listener closed");
-                }
-            }
+                addresses,
+                reason: Err(error),
+                ..
+            } => warn!(?addresses, %error, "a listener closed"),
             _ => {}
         }
     }
@@ -528,23 +536,10 @@ impl Net {
         error: ListenError,
     ) {
         match error {
-            ListenError::Transport(TransportError::Other(error))
-                if transport::is_private_network_failure(&error) =>
-            {
-                // Incoming connections come from a new port each time: remember the host.
-                let host = without_port(&address);
-                self.refuse(
-                    Some(address),
-                    Some(host.to_string()),
-                    peer,
-                    Refusal::PrivateNetwork,
-                );
-                debug!(%error, "private-network handshake failure");
-            }
             ListenError::Denied { cause } if cause.downcast_ref::<NotAllowed>().is_some() => {
-                self.refuse(Some(address), None, peer, Refusal::NotAllowed);
+                self.refuse(Some(address), peer, Refusal::NotAllowed);
             }
-            error => debug!(%address, %error, "incoming connection failed"),
+            error => debug!(%address, ?error, "incoming connection failed"),
         }
     }
 
@@ -552,35 +547,34 @@ impl Net {
         match error {
             DialError::Transport(errors) => {
                 for (address, error) in errors {
-                    match error {
-                        TransportError::Other(error)
-                            if transport::is_private_network_failure(&error) =>
-                        {
-                            self.refuse(Some(address), None, peer, Refusal::PrivateNetwork);
-                            debug!(%error, "private-network handshake failure");
-                        }
-                        error => debug!(%address, %error, "dial failed"),
-                    }
+                    debug!(%address, ?error, "dial failed");
                 }
             }
             DialError::Denied { cause } if cause.downcast_ref::<NotAllowed>().is_some() => {
-                self.refuse(None, None, peer, Refusal::NotAllowed);
+                self.refuse(None, peer, Refusal::NotAllowed);
             }
             error => debug!(?peer, %error, "dial failed"),
         }
     }
 
-    /// Logs a refused peer once per address (or `key`) and tells the node.
-    fn refuse(
-        &mut self,
-        address: Option<Multiaddr>,
-        key: Option<String>,
-        peer: Option<PeerId>,
-        refusal: Refusal,
-    ) {
-        let key = key
+    /// A connection failed the private-network handshake (reported by the transport).
+    fn handle_handshake_failure(&mut self, failure: HandshakeFailure) {
+        debug!(address = %failure.address, error = %failure.error, "private-network handshake failed");
+        // Incoming connections come from a new port each time: name the host.
+        let address = if failure.dialing {
+            failure.address
+        } else {
+            without_port(&failure.address)
+        };
+        self.refuse(Some(address), None, Refusal::PrivateNetwork);
+    }
+
+    /// Logs a refused peer once per peer id (or address, when the id is unknown) and tells
+    /// the node.
+    fn refuse(&mut self, address: Option<Multiaddr>, peer: Option<PeerId>, refusal: Refusal) {
+        let key = peer
+            .map(|peer| peer.to_string())
             .or_else(|| address.as_ref().map(Multiaddr::to_string))
-            .or_else(|| peer.map(|peer| peer.to_string()))
             .unwrap_or_default();
         if !self.warned.first(format!("{refusal:?} {key}")) {
             return;
@@ -593,12 +587,14 @@ impl Net {
                 address = %shown,
                 "peer at {shown} failed the private-network handshake (different swarm key?)"
             ),
-            Refusal::NotAllowed => warn!(
-                peer = ?peer,
-                address = %shown,
-                "peer {} at {shown} is not on the allow-list; connection closed",
-                peer.map_or_else(|| "?".to_owned(), |peer| peer.to_string())
-            ),
+            Refusal::NotAllowed => {
+                let peer = peer.map_or_else(|| "?".to_owned(), |peer| peer.to_string());
+                warn!(
+                    %peer,
+                    address = %shown,
+                    "peer {peer} at {shown} is not on the allow-list; connection closed"
+                );
+            }
         }
         self.emit(NetEvent::AdmissionRefused {
             address,

@@ -83,9 +83,9 @@ impl Behaviour {
     pub fn new(config: BehaviourConfig<'_>) -> Result<Self, NetError> {
         let peer_id = config.keypair.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
-            .with_max_established(Some(
-                config.max_peers.saturating_mul(MAX_CONNECTIONS_PER_PEER),
-            ))
+            // Counting connections bounds peers too: a peer has one connection, two only
+            // while dials cross.
+            .with_max_established(Some(config.max_peers))
             .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
             .with_max_pending_incoming(Some(MAX_PENDING_CONNECTIONS))
             .with_max_pending_outgoing(Some(MAX_PENDING_CONNECTIONS));

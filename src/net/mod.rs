@@ -113,7 +113,8 @@ pub struct NetConfig {
     pub publish_interval: Duration,
     /// How often to sync with one random connected peer. Default: 10 s.
     pub sync_interval: Duration,
-    /// Most peers connected at once. Default: [`MAX_PEERS`].
+    /// Most connections established at once, and so most peers (a peer has one connection,
+    /// two only while dials cross). Default: [`MAX_PEERS`].
     pub max_peers: u32,
     /// TCP, or TCP and in-memory addresses for tests. Default: TCP.
     pub transport: BaseTransport,
@@ -388,5 +389,100 @@ impl NetHandle {
         let (reply, answer) = oneshot::channel();
         self.send(command(reply)).await?;
         answer.await.map_err(|_| NetError::Stopped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{
+        Delta, DotMap, MIN_PLAUSIBLE_WALL_MS, Quantity, Reading, ReadingKey, Replica, Room,
+        SensorId,
+    };
+
+    const NOW_MS: u64 = MIN_PLAUSIBLE_WALL_MS + 1_000_000;
+
+    fn replica(id: &str) -> Replica {
+        let mut replica = Replica::new(NodeId::new(id).unwrap(), u64::MAX / 4);
+        replica.snapshot();
+        replica
+    }
+
+    fn reading(writer: &mut Replica, value: f64) -> Delta {
+        writer
+            .record_reading(
+                SensorId::new("desk").unwrap(),
+                Room::new("open space").unwrap(),
+                Quantity::Temperature,
+                value,
+                "°C",
+                NOW_MS,
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn verdicts_of_merges() {
+        let mut writer = replica("writer");
+        let mut reader = replica("reader");
+        let delta = reading(&mut writer, 21.0);
+        let sender = writer.id().clone();
+        let report = reader.merge(delta.clone(), &sender, NOW_MS);
+        assert_eq!(Verdict::of(&report), Verdict::Accept);
+        let again = reader.merge(delta.clone(), &sender, NOW_MS);
+        assert_eq!(Verdict::of(&again), Verdict::Ignore, "a duplicate");
+
+        // The same write moved under another node's key: its writer may not write it.
+        let mut forged = Delta {
+            context: delta.context.clone(),
+            ..Delta::default()
+        };
+        let mut readings = DotMap::<Reading>::default();
+        for (key, dot, value) in delta.store.readings.iter() {
+            let key = ReadingKey {
+                node: NodeId::new("victim").unwrap(),
+                sensor: key.sensor.clone(),
+            };
+            readings.insert(key, dot.clone(), value.clone());
+        }
+        forged.store.readings = readings;
+        let report = replica("other").merge(forged, &sender, NOW_MS);
+        assert_eq!(Verdict::of(&report), Verdict::Reject);
+    }
+
+    #[test]
+    fn a_stamp_from_the_future_is_ignored_not_rejected() {
+        let mut writer = replica("writer");
+        let ahead_ms = 60 * 60 * 1000;
+        let delta = writer
+            .record_reading(
+                SensorId::new("desk").unwrap(),
+                Room::new("open space").unwrap(),
+                Quantity::Temperature,
+                21.0,
+                "°C",
+                NOW_MS + ahead_ms,
+            )
+            .unwrap();
+        let report = replica("reader").merge(delta, writer.id(), NOW_MS);
+        assert!(!report.rejected.is_empty());
+        assert_eq!(Verdict::of(&report), Verdict::Ignore);
+    }
+
+    #[test]
+    fn node_ids_are_base58_peer_ids() {
+        let peer = PeerId::random();
+        assert_eq!(node_id(&peer).as_str(), peer.to_base58());
+    }
+
+    #[test]
+    fn default_config() {
+        let config = NetConfig::new(Keypair::generate_ed25519(), SwarmKey::from_bytes([7; 32]));
+        assert_eq!(config.publish_interval, Duration::from_secs(1));
+        assert_eq!(config.sync_interval, Duration::from_secs(10));
+        assert!(config.mdns);
+        assert!(config.bootstrap.is_empty() && config.allow_list.is_none());
+        assert_eq!(config.max_peers, MAX_PEERS);
+        assert_eq!(config.transport, BaseTransport::Tcp);
     }
 }

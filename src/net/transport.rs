@@ -3,32 +3,82 @@
 //!
 //! pnet sits directly on the socket: both sides exchange nonces and from then on XSalsa20
 //! encrypts every byte with the pre-shared key. A peer with another key (or none) sees
-//! garbage, so its next step, the multistream-select negotiation of Noise, fails. That is
-//! how a key mismatch shows up, and [`is_private_network_failure`] recognises it so the
-//! actor can log one clear line instead of the raw error chain.
+//! garbage. Left alone, that shows up late and vaguely: multistream-select may read a
+//! garbage length prefix and wait for bytes that never come, until the connection times
+//! out, and the error chain says nothing of keys. So right after the pnet handshake each
+//! side checks the first line the other sends, which for any libp2p peer is the
+//! multistream-select header: the listener reads it before going on (the dialer speaks
+//! first), the dialer checks it as multistream-select reads it. A mismatch fails the
+//! connection at once and is reported on a side channel ([`HandshakeFailure`]), so the actor
+//! can log one clear line. Nothing extra goes on the wire: the header is handed on to
+//! multistream-select untouched, so go-libp2p and js-libp2p peers with the same key connect.
 
-use std::{error::Error as StdError, io, time::Duration};
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite};
 use libp2p::{
-    PeerId, Transport,
+    Multiaddr, PeerId, Transport,
     core::{
         muxing::StreamMuxerBox,
         transport::{
             Boxed, MemoryTransport, OptionalTransport, OrTransport, timeout::TransportTimeout,
         },
-        upgrade::{NegotiationError, ProtocolError, Version},
+        upgrade::Version,
     },
     identity::Keypair,
     noise,
-    pnet::PnetConfig,
+    pnet::{PnetConfig, PnetOutput, PreSharedKey},
     tcp, yamux,
 };
+use thiserror::Error;
+use tokio::sync::mpsc;
 
 use super::SwarmKey;
 
 /// How long a connection may take from the first TCP packet to a negotiated multiplexer.
 /// A LAN handshake takes milliseconds; a Pi on a slow Wi-Fi link a second or two.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long each step of the private-network handshake may take: the nonce exchange, then
+/// (listening) the dialer's first line. A libp2p peer sends both at once.
+pub const PRIVATE_NETWORK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first bytes every libp2p dialer sends once the private network is set up: the
+/// multistream-select 1.0.0 header, length-prefixed.
+const MULTISTREAM_HEADER: &[u8; 20] = b"\x13/multistream/1.0.0\n";
+
+/// How the private-network handshake failed.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+pub enum PrivateNetworkError {
+    /// The peer sent no nonce, or no first line: not a libp2p peer of a private network.
+    #[error("the peer did not complete the private-network handshake")]
+    Silent,
+    /// What the peer sent after the handshake does not decrypt to libp2p.
+    #[error("the peer's traffic does not decrypt with the swarm key: it has another key, or none")]
+    WrongKey,
+    /// The listener hung up right after the handshake, as one does that found the dialer's
+    /// first line garbage.
+    #[error("the peer closed the connection right after the private-network handshake")]
+    HungUp,
+}
+
+/// A connection that failed the private-network handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandshakeFailure {
+    /// The remote address (for an incoming connection, with the peer's ephemeral port).
+    pub address: Multiaddr,
+    pub dialing: bool,
+    pub error: PrivateNetworkError,
+}
+
+/// Handshake failures waiting for the actor. Each is only a log line and the actor logs
+/// one per address anyway, so past this many they are dropped.
+pub const HANDSHAKE_FAILURE_QUEUE: usize = 16;
 
 /// Which base transports to offer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,44 +89,276 @@ pub enum BaseTransport {
     TcpAndMemory,
 }
 
-/// Builds TCP (+ memory) -> pnet -> Noise -> yamux, with a timeout on the whole upgrade.
+/// The transport a swarm takes: it yields authenticated, multiplexed connections.
+pub type NodeTransport = Boxed<(PeerId, StreamMuxerBox)>;
+
+/// Builds TCP (+ memory) -> pnet -> Noise -> yamux, with a timeout on the whole upgrade,
+/// and the receiver of private-network handshake failures.
 pub fn build(
     keypair: &Keypair,
     key: &SwarmKey,
     base: BaseTransport,
-) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
+) -> Result<(NodeTransport, mpsc::Receiver<HandshakeFailure>), noise::Error> {
     let tcp = tcp::tokio::Transport::new(tcp::Config::new().nodelay(true));
     let memory = match base {
         BaseTransport::Tcp => OptionalTransport::none(),
         BaseTransport::TcpAndMemory => OptionalTransport::some(MemoryTransport::default()),
     };
     let psk = key.psk();
+    let (reports, failures) = mpsc::channel(HANDSHAKE_FAILURE_QUEUE);
     let transport = OrTransport::new(tcp, memory)
-        .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+        .and_then(move |socket, endpoint| {
+            let report = Report {
+                address: endpoint.get_remote_address().clone(),
+                dialing: endpoint.is_dialer(),
+                sender: reports,
+            };
+            private_network(socket, psk, report)
+        })
         .upgrade(Version::V1Lazy)
         .authenticate(noise::Config::new(keypair)?)
         .multiplex(yamux::Config::default())
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
-    let transport = TransportTimeout::new(transport, CONNECTION_TIMEOUT).boxed();
-    Ok(transport)
+    Ok((
+        TransportTimeout::new(transport, CONNECTION_TIMEOUT).boxed(),
+        failures,
+    ))
 }
 
-/// Whether a failed connection attempt failed after the private network handshake, which
-/// is what a peer with a different swarm key (or none) looks like: the bytes after it are
-/// garbage, so negotiating Noise fails.
-///
-/// A Noise failure counts too: with a wrong key, the garbage may happen to pass
-/// multistream-select only to break Noise.
-pub fn is_private_network_failure(error: &io::Error) -> bool {
-    let mut next: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(error) = next {
-        if error.is::<NegotiationError>()
-            || error.is::<ProtocolError>()
-            || error.is::<noise::Error>()
-        {
-            return true;
-        }
-        next = error.source();
+/// Where a connection reports a failed handshake.
+#[derive(Clone)]
+struct Report {
+    address: Multiaddr,
+    dialing: bool,
+    sender: mpsc::Sender<HandshakeFailure>,
+}
+
+impl Report {
+    /// Reports the failure and returns it as the connection's error.
+    fn fail(&self, error: PrivateNetworkError) -> io::Error {
+        let _ = self.sender.try_send(HandshakeFailure {
+            address: self.address.clone(),
+            dialing: self.dialing,
+            error,
+        });
+        io::Error::other(error)
     }
-    false
+}
+
+/// The pnet handshake, then (listening) a check that the dialer's first line decrypts.
+async fn private_network<S>(
+    socket: S,
+    psk: PreSharedKey,
+    report: Report,
+) -> io::Result<Guarded<PnetOutput<S>>>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let handshake = PnetConfig::new(psk).handshake(socket);
+    let mut socket = match tokio::time::timeout(PRIVATE_NETWORK_TIMEOUT, handshake).await {
+        Ok(Ok(socket)) => socket,
+        // The peer hung up or the network failed before any key was involved.
+        Ok(Err(error)) => return Err(io::Error::other(error)),
+        Err(_) => return Err(report.fail(PrivateNetworkError::Silent)),
+    };
+    if report.dialing {
+        // The dialer speaks first, so it checks the listener's first line as it arrives;
+        // waiting for it here would deadlock.
+        return Ok(Guarded::checking(socket, report));
+    }
+    let mut first = [0u8; MULTISTREAM_HEADER.len()];
+    match tokio::time::timeout(PRIVATE_NETWORK_TIMEOUT, socket.read_exact(&mut first)).await {
+        Ok(Ok(())) if first == *MULTISTREAM_HEADER => Ok(Guarded::replaying(first, socket)),
+        Ok(Ok(())) => Err(report.fail(PrivateNetworkError::WrongKey)),
+        // The dialer gave up (or lost the race with a connection the other way).
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(report.fail(PrivateNetworkError::Silent)),
+    }
+}
+
+/// The stream after the pnet handshake, on its way to multistream-select. Listening, it
+/// first hands out the header already read from it; dialing, it checks the header as it
+/// passes.
+pub struct Guarded<S> {
+    inner: S,
+    /// Listening: the header, already read and checked, not yet handed out.
+    replay: Vec<u8>,
+    /// Dialing: how much of the listener's header has passed the check, and where to
+    /// report a failure (`None` once the check is over).
+    checked: usize,
+    report: Option<Report>,
+}
+
+impl<S> Guarded<S> {
+    fn replaying(header: [u8; MULTISTREAM_HEADER.len()], inner: S) -> Self {
+        Guarded {
+            inner,
+            replay: header.to_vec(),
+            checked: 0,
+            report: None,
+        }
+    }
+
+    fn checking(inner: S, report: Report) -> Self {
+        Guarded {
+            inner,
+            replay: Vec::new(),
+            checked: 0,
+            report: Some(report),
+        }
+    }
+
+    /// Checks bytes just read from the listener against the rest of the header.
+    fn check(&mut self, read: io::Result<usize>, buf: &[u8]) -> io::Result<usize> {
+        let Some(report) = &self.report else {
+            return read;
+        };
+        if buf.is_empty() {
+            return read;
+        }
+        let outcome = match &read {
+            Ok(0) | Err(_) => Err(PrivateNetworkError::HungUp),
+            Ok(count) => {
+                let expected = &MULTISTREAM_HEADER[self.checked..];
+                let length = (*count).min(expected.len());
+                if buf[..length] == expected[..length] {
+                    self.checked += length;
+                    Ok(())
+                } else {
+                    Err(PrivateNetworkError::WrongKey)
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                if self.checked == MULTISTREAM_HEADER.len() {
+                    self.report = None;
+                }
+                read
+            }
+            Err(PrivateNetworkError::HungUp) => {
+                report.fail(PrivateNetworkError::HungUp);
+                self.report = None;
+                read
+            }
+            Err(error) => {
+                let error = report.fail(error);
+                self.report = None;
+                Err(error)
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if !this.replay.is_empty() {
+            let count = this.replay.len().min(buf.len());
+            buf[..count].copy_from_slice(&this.replay[..count]);
+            this.replay.drain(..count);
+            return Poll::Ready(Ok(count));
+        }
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(read) => Poll::Ready(this.check(read, buf)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::{executor::block_on, io::Cursor};
+
+    use super::*;
+
+    /// A dialer's guard over `incoming` (what the listener sends), and its reports.
+    fn dialer(incoming: &[u8]) -> (Guarded<Cursor<Vec<u8>>>, mpsc::Receiver<HandshakeFailure>) {
+        let (sender, reports) = mpsc::channel(HANDSHAKE_FAILURE_QUEUE);
+        let report = Report {
+            address: "/ip4/127.0.0.1/tcp/4001".parse().unwrap(),
+            dialing: true,
+            sender,
+        };
+        (
+            Guarded::checking(Cursor::new(incoming.to_vec()), report),
+            reports,
+        )
+    }
+
+    fn read_all(stream: &mut Guarded<Cursor<Vec<u8>>>) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        // Small reads, so the header is checked across several of them.
+        let mut buf = [0u8; 7];
+        loop {
+            match block_on(stream.read(&mut buf))? {
+                0 => return Ok(out),
+                count => out.extend_from_slice(&buf[..count]),
+            }
+        }
+    }
+
+    #[test]
+    fn the_dialer_passes_a_libp2p_listener_through() {
+        let mut incoming = MULTISTREAM_HEADER.to_vec();
+        incoming.extend_from_slice(b"\x07/noise\n rest of the stream");
+        let (mut stream, mut reports) = dialer(&incoming);
+        assert_eq!(read_all(&mut stream).unwrap(), incoming);
+        assert!(reports.try_recv().is_err(), "nothing reported");
+    }
+
+    #[test]
+    fn the_dialer_refuses_garbage_and_reports_it() {
+        let (mut stream, mut reports) = dialer(b"\x13/multistream/9.9.9\n");
+        let error = read_all(&mut stream).unwrap_err();
+        assert!(error.to_string().contains("another key"), "{error}");
+        let report = reports.try_recv().unwrap();
+        assert_eq!(report.error, PrivateNetworkError::WrongKey);
+        assert!(report.dialing);
+        assert!(reports.try_recv().is_err(), "reported once");
+    }
+
+    #[test]
+    fn the_dialer_reports_a_listener_that_hangs_up() {
+        let (mut stream, mut reports) = dialer(&MULTISTREAM_HEADER[..5]);
+        assert_eq!(
+            read_all(&mut stream).unwrap(),
+            MULTISTREAM_HEADER[..5].to_vec()
+        );
+        assert_eq!(
+            reports.try_recv().unwrap().error,
+            PrivateNetworkError::HungUp
+        );
+    }
+
+    #[test]
+    fn the_listener_replays_the_header_it_checked() {
+        let rest = Cursor::new(b" and the rest".to_vec());
+        let mut stream = Guarded::replaying(*MULTISTREAM_HEADER, rest);
+        let mut expected = MULTISTREAM_HEADER.to_vec();
+        expected.extend_from_slice(b" and the rest");
+        assert_eq!(read_all(&mut stream).unwrap(), expected);
+    }
 }

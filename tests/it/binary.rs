@@ -19,7 +19,11 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A port the system just handed out; free unless something grabs it in between.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Node {
@@ -29,7 +33,14 @@ struct Node {
 }
 
 impl Node {
-    fn start(data_dir: &Path, key: &Path, room: &str, p2p_port: u16, http_port: u16, peers: &[u16]) -> Node {
+    fn start(
+        data_dir: &Path,
+        key: &Path,
+        room: &str,
+        p2p_port: u16,
+        http_port: u16,
+        peers: &[u16],
+    ) -> Node {
         let mut command = Command::new(env!("CARGO_BIN_EXE_officemesh"));
         command
             .arg("up")
@@ -65,7 +76,9 @@ impl Node {
     }
 
     fn post_reading(&self, sensor: &str, room: &str, value: f64) {
-        let body = format!(r#"{{"sensor": "{sensor}", "room": "{room}", "quantity": "temperature", "value": {value}}}"#);
+        let body = format!(
+            r#"{{"sensor": "{sensor}", "room": "{room}", "quantity": "temperature", "value": {value}}}"#
+        );
         request(self.http_port, "POST", "/api/readings", Some(&body)).expect("reading accepted");
     }
 
@@ -77,19 +90,26 @@ impl Node {
             .expect("kill runs");
         assert!(status.success());
         let exit = self.child.wait().expect("reaped");
-        assert!(exit.success(), "the node did not stop cleanly on SIGTERM: {exit}");
+        assert!(
+            exit.success(),
+            "the node did not stop cleanly on SIGTERM: {exit}"
+        );
     }
 
     /// Waits until the node has saved everything it holds, so a kill loses nothing.
     fn wait_saved(&self) {
-        wait_for(&format!("node on {} saves its state", self.http_port), || {
-            let health: Value = serde_json::from_str(&request(self.http_port, "GET", "/api/health", None)?)
-                .map_err(|error| error.to_string())?;
-            match health["unsaved_changes"].as_bool() {
-                Some(false) => Ok(()),
-                other => Err(format!("unsaved_changes = {other:?}")),
-            }
-        });
+        wait_for(
+            &format!("node on {} saves its state", self.http_port),
+            || {
+                let health: Value =
+                    serde_json::from_str(&request(self.http_port, "GET", "/api/health", None)?)
+                        .map_err(|error| error.to_string())?;
+                match health["unsaved_changes"].as_bool() {
+                    Some(false) => Ok(()),
+                    other => Err(format!("unsaved_changes = {other:?}")),
+                }
+            },
+        );
     }
 
     fn kill_9(&mut self) {
@@ -108,7 +128,9 @@ impl Drop for Node {
 /// A minimal HTTP/1.1 request; the body of a 2xx answer, else an error.
 fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Result<String, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|error| error.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let body = body.unwrap_or("");
     write!(
         stream,
@@ -117,7 +139,9 @@ fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Result<St
     )
     .map_err(|error| error.to_string())?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|error| error.to_string())?;
+    stream
+        .read_to_string(&mut response)
+        .map_err(|error| error.to_string())?;
     let (head, body) = response.split_once("\r\n\r\n").ok_or("malformed answer")?;
     let status = head.split_whitespace().nth(1).unwrap_or("");
     if status.starts_with('2') {
@@ -133,7 +157,9 @@ fn wait_for(what: &str, mut check: impl FnMut() -> Result<(), String>) {
     loop {
         match check() {
             Ok(()) => return,
-            Err(error) if start.elapsed() > DEADLINE => panic!("{what}: not within {DEADLINE:?}: {error}"),
+            Err(error) if start.elapsed() > DEADLINE => {
+                panic!("{what}: not within {DEADLINE:?}: {error}")
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
@@ -150,12 +176,13 @@ fn reading(state: &Value, sensor: &str) -> Option<f64> {
 }
 
 fn wait_for_reading(node: &Node, sensor: &str, value: f64) {
-    wait_for(&format!("node on {} sees {sensor} = {value}", node.http_port), || {
-        match reading(&node.state(), sensor) {
+    wait_for(
+        &format!("node on {} sees {sensor} = {value}", node.http_port),
+        || match reading(&node.state(), sensor) {
             Some(seen) if (seen - value).abs() < 1e-9 => Ok(()),
             other => Err(format!("sees {other:?}")),
-        }
-    });
+        },
+    );
 }
 
 fn write_key(path: &Path, fill: u8) {
@@ -172,9 +199,30 @@ fn three_processes_converge_survive_a_kill_and_keep_an_outsider_out() {
     write_key(&other_key, 0x17);
 
     let a_port = free_port();
-    let a = Node::start(&dir.path().join("a"), &key, "open space", a_port, free_port(), &[]);
-    let mut b = Node::start(&dir.path().join("b"), &key, "meeting room", free_port(), free_port(), &[a_port]);
-    let c = Node::start(&dir.path().join("c"), &key, "kitchen", free_port(), free_port(), &[a_port]);
+    let a = Node::start(
+        &dir.path().join("a"),
+        &key,
+        "open space",
+        a_port,
+        free_port(),
+        &[],
+    );
+    let mut b = Node::start(
+        &dir.path().join("b"),
+        &key,
+        "meeting room",
+        free_port(),
+        free_port(),
+        &[a_port],
+    );
+    let c = Node::start(
+        &dir.path().join("c"),
+        &key,
+        "kitchen",
+        free_port(),
+        free_port(),
+        &[a_port],
+    );
 
     // Writes on each node reach every other node.
     a.post_reading("desk-a", "open space", 21.5);
@@ -187,7 +235,14 @@ fn three_processes_converge_survive_a_kill_and_keep_an_outsider_out() {
     }
 
     // An outsider with another key dials the office and learns nothing.
-    let outsider = Node::start(&dir.path().join("x"), &other_key, "street", free_port(), free_port(), &[a_port]);
+    let outsider = Node::start(
+        &dir.path().join("x"),
+        &other_key,
+        "street",
+        free_port(),
+        free_port(),
+        &[a_port],
+    );
     outsider.post_reading("desk-x", "street", 10.0);
 
     // Once b has saved, SIGKILL it, write meanwhile, restart b alone (no peers): it has its state at once.
@@ -197,15 +252,30 @@ fn three_processes_converge_survive_a_kill_and_keep_an_outsider_out() {
     let b_data = dir.path().join("b");
     b = Node::start(&b_data, &key, "meeting room", b.p2p_port, b.http_port, &[]);
     let restored = b.state();
-    assert_eq!(reading(&restored, "desk-c"), Some(23.5), "b lost a peer's reading: {restored}");
-    assert_eq!(reading(&restored, "desk-b"), Some(22.5), "b lost its own saved reading");
+    assert_eq!(
+        reading(&restored, "desk-c"),
+        Some(23.5),
+        "b lost a peer's reading: {restored}"
+    );
+    assert_eq!(
+        reading(&restored, "desk-b"),
+        Some(22.5),
+        "b lost its own saved reading"
+    );
 
     // A new write on the restarted b must not reuse a sequence number it used before the
     // kill, or the others would take it for one they already have and keep 22.5. SIGTERM
     // stops b cleanly (its store flushed); started again with a as peer, it rejoins.
     b.post_reading("desk-b", "meeting room", 24.0);
     b.terminate();
-    b = Node::start(&b_data, &key, "meeting room", b.p2p_port, b.http_port, &[a_port]);
+    b = Node::start(
+        &b_data,
+        &key,
+        "meeting room",
+        b.p2p_port,
+        b.http_port,
+        &[a_port],
+    );
     for node in [&a, &b, &c] {
         wait_for_reading(node, "desk-b", 24.0);
         wait_for_reading(node, "desk-a", 19.0);
@@ -213,9 +283,19 @@ fn three_processes_converge_survive_a_kill_and_keep_an_outsider_out() {
 
     // The outsider never got in, and nobody saw its reading.
     for node in [&a, &b, &c] {
-        assert_eq!(reading(&node.state(), "desk-x"), None, "the outsider's reading leaked");
+        assert_eq!(
+            reading(&node.state(), "desk-x"),
+            None,
+            "the outsider's reading leaked"
+        );
     }
-    assert_eq!(reading(&outsider.state(), "desk-a"), None, "the outsider learned the office");
-    let peers: Value = serde_json::from_str(&request(outsider.http_port, "GET", "/api/peers", None).unwrap()).unwrap();
+    assert_eq!(
+        reading(&outsider.state(), "desk-a"),
+        None,
+        "the outsider learned the office"
+    );
+    let peers: Value =
+        serde_json::from_str(&request(outsider.http_port, "GET", "/api/peers", None).unwrap())
+            .unwrap();
     assert_eq!(peers, Value::Array(Vec::new()), "the outsider has peers");
 }

@@ -14,7 +14,10 @@ use std::{
 
 use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 use officemesh::{
-    net::{Net, NetConfig, NetEvent, NetHandle, Origin, Refusal, SwarmKey, Verdict, node_id},
+    net::{
+        BaseTransport, Net, NetConfig, NetEvent, NetHandle, Origin, Refusal, SwarmKey, Verdict,
+        node_id,
+    },
     state::{
         DEFAULT_RETENTION_MS, Delta, MIN_PLAUSIBLE_WALL_MS, NodeId, Quantity, Reading, Replica,
         Room, SensorId,
@@ -75,11 +78,7 @@ enum SyncAnswers {
 
 impl TestNode {
     async fn start(key: &SwarmKey) -> TestNode {
-        let keypair = Keypair::generate_ed25519();
-        let id = node_id(&keypair.public().to_peer_id());
-        let mut replica = Replica::new(id, DEFAULT_RETENTION_MS);
-        replica.snapshot();
-        TestNode::start_with(key, keypair, replica, SyncAnswers::Honest).await
+        TestNode::start_fresh(key, |_| {}).await
     }
 
     async fn start_with(
@@ -88,12 +87,32 @@ impl TestNode {
         replica: Replica,
         answers: SyncAnswers,
     ) -> TestNode {
+        TestNode::start_configured(key, keypair, replica, answers, |_| {}).await
+    }
+
+    /// A fresh node whose configuration `configure` adjusts.
+    async fn start_fresh(key: &SwarmKey, configure: impl FnOnce(&mut NetConfig)) -> TestNode {
+        let keypair = Keypair::generate_ed25519();
+        let id = node_id(&keypair.public().to_peer_id());
+        let mut replica = Replica::new(id, DEFAULT_RETENTION_MS);
+        replica.snapshot();
+        TestNode::start_configured(key, keypair, replica, SyncAnswers::Honest, configure).await
+    }
+
+    async fn start_configured(
+        key: &SwarmKey,
+        keypair: Keypair,
+        replica: Replica,
+        answers: SyncAnswers,
+        configure: impl FnOnce(&mut NetConfig),
+    ) -> TestNode {
         init_tracing();
         let mut config = NetConfig::new(keypair.clone(), *key);
         config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
         config.mdns = false;
         config.publish_interval = Duration::from_millis(100);
         config.sync_interval = TEST_SYNC_INTERVAL;
+        configure(&mut config);
         let cancel = CancellationToken::new();
         let parts = Net::spawn(config, cancel.clone()).expect("the network starts");
         let replica = Arc::new(Mutex::new(replica));
@@ -202,7 +221,6 @@ impl TestNode {
         drop(self.handle);
         self.task.await.unwrap();
         let replica = Arc::try_unwrap(self.replica)
-            .ok()
             .expect("the harness has stopped")
             .into_inner()
             .unwrap();
@@ -489,6 +507,83 @@ async fn a_forged_gossip_delta_is_rejected_and_never_merged() {
     let score = info[0].gossip_score.expect("peer scoring is on");
     assert!(score < 0.0, "forger's score is {score}");
     for node in [honest, forger] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_off_the_allow_list_is_refused() {
+    let key = SwarmKey::generate().unwrap();
+    let friend = Keypair::generate_ed25519();
+    let friend_id = friend.public().to_peer_id();
+    let a = TestNode::start_fresh(&key, |config| {
+        config.allow_list = Some([friend_id].into_iter().collect());
+    })
+    .await;
+    let mut replica = Replica::new(node_id(&friend_id), DEFAULT_RETENTION_MS);
+    replica.snapshot();
+    let b = TestNode::start_with(&key, friend, replica, SyncAnswers::Honest).await;
+    let stranger = TestNode::start(&key).await;
+    stranger.dial(&a).await;
+    b.dial(&a).await;
+    a.wait_for_peers(&[&b]).await;
+    let seen = a.seen.clone();
+    eventually("the stranger is refused", || async {
+        let refusals = seen.lock().unwrap().refusals.clone();
+        refusals.contains(&Refusal::NotAllowed).then_some(())
+    })
+    .await;
+    let peers = a.handle.peers().await.unwrap();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    for node in [a, b, stranger] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_peer_is_redialled_when_it_drops() {
+    let key = SwarmKey::generate().unwrap();
+    let a = TestNode::start(&key).await;
+    let a_address = a.address().await;
+    let b = TestNode::start_fresh(&key, |config| config.bootstrap = vec![a_address]).await;
+    b.wait_for_peers(&[&a]).await;
+    assert!(a.handle.disconnect(b.peer_id()).await.unwrap());
+    b.wait_for_peers(&[]).await;
+    // B dials A again on its own, after the shortest backoff.
+    b.wait_for_peers(&[&a]).await;
+    for node in [a, b] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_stack_runs_over_memory_addresses() {
+    let memory = |config: &mut NetConfig| {
+        config.transport = BaseTransport::TcpAndMemory;
+        config.listen = vec!["/memory/0".parse().unwrap()];
+    };
+    let key = SwarmKey::generate().unwrap();
+    let a = TestNode::start_fresh(&key, memory).await;
+    let b = TestNode::start_fresh(&key, memory).await;
+    let intruder = TestNode::start_fresh(&SwarmKey::generate().unwrap(), memory).await;
+    assert!(matches!(
+        a.address().await.iter().next(),
+        Some(Protocol::Memory(_))
+    ));
+    a.write("desk", 21.0).await;
+    b.write("window", 22.0).await;
+    intruder.dial(&a).await;
+    b.dial(&a).await;
+    let expected = sorted(vec![reading(&a, "desk"), reading(&b, "window")]);
+    wait_until_identical(&[&a, &b], &expected).await;
+    let seen = intruder.seen.clone();
+    eventually("the intruder is refused", || async {
+        let refusals = seen.lock().unwrap().refusals.clone();
+        refusals.contains(&Refusal::PrivateNetwork).then_some(())
+    })
+    .await;
+    assert!(intruder.handle.peers().await.unwrap().is_empty());
+    for node in [a, b, intruder] {
         node.stop().await;
     }
 }
