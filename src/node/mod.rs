@@ -293,11 +293,12 @@ async fn handle_net_events(mut events: mpsc::Receiver<NetEvent>, office: OfficeH
                 };
                 let _ = reply.send(delta);
             }
-            NetEvent::PeerConnected { peer } => info!(%peer, "peer connected"),
-            NetEvent::PeerDisconnected { peer } => info!(%peer, "peer disconnected"),
-            NetEvent::Listening { address } => info!(%address, "listening"),
-            // The net actor logs these once per peer already.
-            NetEvent::PeerMisbehaved { .. } | NetEvent::AdmissionRefused { .. } => {}
+            // The net actor logs these itself, once each.
+            NetEvent::PeerConnected { .. }
+            | NetEvent::PeerDisconnected { .. }
+            | NetEvent::Listening { .. }
+            | NetEvent::PeerMisbehaved { .. }
+            | NetEvent::AdmissionRefused { .. } => {}
         }
     }
 }
