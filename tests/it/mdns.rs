@@ -1,0 +1,184 @@
+//! mDNS discovery between two hosts, each a network namespace this test creates, joined by
+//! a bridge it creates. mDNS multicasts on every interface, so it never runs on the machine's
+//! own interfaces: only the two namespaces' nodes use it, and their only link is our bridge.
+//! Needs root and iproute2's `ip` (CI runs as root); without them the test fails, saying so.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::TcpStream,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+const TOKEN: &str = "mdns-test-token-0123456789";
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let output = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|error| format!("cannot run `ip` (install iproute2): {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// Two namespaces on one bridge; everything is deleted on drop.
+struct Lab {
+    bridge: String,
+    namespaces: Vec<String>,
+    subnet: u8,
+}
+
+impl Lab {
+    fn new() -> Result<Lab, String> {
+        // Short, unique names: interface names have at most 15 characters.
+        let tag = std::process::id() % 100_000;
+        let subnet = (tag % 200) as u8 + 20;
+        let mut lab = Lab {
+            bridge: format!("omb{tag}"),
+            namespaces: Vec::new(),
+            subnet,
+        };
+        ip(&["link", "add", &lab.bridge, "type", "bridge"])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.77.{subnet}.254/24"),
+            "dev",
+            &lab.bridge,
+        ])?;
+        ip(&["link", "set", &lab.bridge, "up"])?;
+        for host in 1..=2u8 {
+            let ns = format!("om{tag}h{host}");
+            let outside = format!("om{tag}v{host}");
+            ip(&["netns", "add", &ns])?;
+            lab.namespaces.push(ns.clone());
+            ip(&[
+                "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ])?;
+            ip(&["link", "set", &outside, "master", &lab.bridge])?;
+            ip(&["link", "set", &outside, "up"])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("10.77.{subnet}.{host}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(lab)
+    }
+
+    fn address(&self, host: u8) -> String {
+        format!("10.77.{}.{host}", self.subnet)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            let _ = ip(&["netns", "del", ns]);
+        }
+        let _ = ip(&["link", "del", &self.bridge]);
+    }
+}
+
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(lab: &Lab, host: u8, data_dir: &Path, key: &Path) -> Node {
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.namespaces[usize::from(host) - 1]])
+        .arg(env!("CARGO_BIN_EXE_officemesh"))
+        .arg("up")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--swarm-key")
+        .arg(key)
+        .args(["--room", &format!("room {host}")])
+        .args(["--listen", "/ip4/0.0.0.0/tcp/7879"])
+        .args(["--http", &format!("{}:7878", lab.address(host))])
+        .env("OFFICEMESH_API_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ip netns exec officemesh starts");
+    Node(child)
+}
+
+fn get(address: &str, path: &str) -> Result<Value, String> {
+    let mut stream = TcpStream::connect((address, 7878)).map_err(|error| error.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|error| error.to_string())?;
+    let body = response.split_once("\r\n\r\n").ok_or("malformed answer")?.1;
+    serde_json::from_str(body).map_err(|error| error.to_string())
+}
+
+#[test]
+fn two_hosts_find_each_other_by_mdns() {
+    let lab = Lab::new().unwrap_or_else(|error| {
+        panic!("this test needs root and iproute2 to create network namespaces: {error}")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("swarm.key");
+    std::fs::write(
+        &key,
+        format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", "5a".repeat(32)),
+    )
+    .unwrap();
+    let _a = start(&lab, 1, &dir.path().join("a"), &key);
+    let _b = start(&lab, 2, &dir.path().join("b"), &key);
+
+    // No --peer anywhere: only mDNS can connect them. Each must see the other's node entry.
+    let start = Instant::now();
+    loop {
+        let counts: Vec<usize> = [1, 2]
+            .iter()
+            .map(|&host| {
+                get(&lab.address(host), "/api/state")
+                    .ok()
+                    .and_then(|state| state["nodes"].as_array().map(Vec::len))
+                    .unwrap_or(0)
+            })
+            .collect();
+        if counts == [2, 2] {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the two hosts did not find each other by mDNS: nodes seen {counts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
