@@ -274,3 +274,53 @@ async fn health_and_peers_answer() {
     let (_, invite) = call(&fixture.app, Method::GET, "/api/invite", Some(TOKEN), "").await;
     assert_eq!(invite["token"], "om1-token");
 }
+
+/// Reads from `stream` until `needle` has appeared `times` times, with a deadline.
+async fn read_until(
+    stream: &mut tokio::net::TcpStream,
+    seen: &mut String,
+    needle: &str,
+    times: usize,
+) {
+    use tokio::io::AsyncReadExt as _;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buffer = [0u8; 4096];
+    while seen.matches(needle).count() < times {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} ({times}) within 10 s; got {seen:?}"))
+            .unwrap();
+        assert!(read > 0, "the event stream closed; got {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..read]));
+    }
+}
+
+#[tokio::test]
+async fn events_stream_the_state_and_its_changes() {
+    use tokio::io::AsyncWriteExt as _;
+    let fixture = fixture();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = fixture.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /api/events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "event: state", 1).await;
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    assert!(!seen.contains("desk-9"), "{seen}");
+    let body = r#"{"sensor": "desk-9", "room": "lab", "quantity": "co2", "value": 650}"#;
+    let (status, _) = call(
+        &fixture.app,
+        Method::POST,
+        "/api/readings",
+        Some(TOKEN),
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    read_until(&mut stream, &mut seen, "desk-9", 1).await;
+}
