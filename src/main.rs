@@ -173,9 +173,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr at `default` level unless `RUST_LOG` says otherwise.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -207,7 +208,7 @@ fn shutdown_on_signals() -> Result<CancellationToken> {
 }
 
 fn run_up(args: UpArgs) -> Result<()> {
-    init_logging();
+    init_logging("info");
     let overrides = Overrides {
         data_dir: args.data_dir,
         name: args.name,
@@ -231,7 +232,8 @@ fn run_up(args: UpArgs) -> Result<()> {
 }
 
 fn run_demo(args: &DemoArgs) -> Result<()> {
-    init_logging();
+    // Five nodes logging every connection would bury the addresses: warnings only.
+    init_logging("warn");
     runtime()?.block_on(async {
         let shutdown = shutdown_on_signals()?;
         let office = demo::start(usize::from(args.nodes), args.http_port, shutdown).await?;
