@@ -12,15 +12,26 @@
 //! connection at once and is reported on a side channel ([`HandshakeFailure`]), so the actor
 //! can log one clear line. Nothing extra goes on the wire: the header is handed on to
 //! multistream-select untouched, so go-libp2p and js-libp2p peers with the same key connect.
+//!
+//! For benchmarks only, [`LinkDelay`] puts an artificial latency under everything: each
+//! chunk written to the socket reaches it (and so the other side) that much later, in order.
+//! Nodes never set it; the default is no delay.
 
 use std::{
     io,
     pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite};
+use futures::{
+    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
+    io::{ReadHalf, WriteHalf},
+};
 use libp2p::{
     Multiaddr, PeerId, Transport,
     core::{
@@ -89,15 +100,60 @@ pub enum BaseTransport {
     TcpAndMemory,
 }
 
+/// An artificial one-way latency on every link, for benchmarks and tests: every chunk a node
+/// writes to a connection's socket (TCP or memory, below pnet) is held for `delay`, then
+/// written, in order. Reads are untouched, so each direction of a link is delayed once.
+/// Writes are accepted at once (no backpressure while held), so this is for loopback
+/// benchmarks with modest traffic, never for a running office.
+#[derive(Clone, Debug)]
+pub struct LinkDelay {
+    pub delay: Duration,
+    /// Counts what every delayed link of this setting carries; share one between the nodes
+    /// of a benchmark to count the whole network.
+    pub counters: Arc<LinkCounters>,
+}
+
+impl LinkDelay {
+    pub fn new(delay: Duration) -> Self {
+        LinkDelay {
+            delay,
+            counters: Arc::default(),
+        }
+    }
+}
+
+/// What delayed links carried, summed over every link sharing these counters.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    /// Writes handed to links: each is what the layer above (pnet, carrying Noise frames)
+    /// wrote in one go, usually one flush of one libp2p protocol message or batch of them.
+    writes: AtomicU64,
+    /// Bytes handed to links (encrypted: pnet, Noise and yamux framing included; TCP/IP
+    /// headers not).
+    bytes: AtomicU64,
+}
+
+impl LinkCounters {
+    /// (writes, bytes) so far.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.writes.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// The transport a swarm takes: it yields authenticated, multiplexed connections.
 pub type NodeTransport = Boxed<(PeerId, StreamMuxerBox)>;
 
 /// Builds TCP (+ memory) -> pnet -> Noise -> yamux, with a timeout on the whole upgrade,
-/// and the receiver of private-network handshake failures.
+/// and the receiver of private-network handshake failures. With `link_delay`, every socket
+/// is wrapped in [`Delayed`] first.
 pub fn build(
     keypair: &Keypair,
     key: &SwarmKey,
     base: BaseTransport,
+    link_delay: Option<LinkDelay>,
 ) -> Result<(NodeTransport, mpsc::Receiver<HandshakeFailure>), noise::Error> {
     let tcp = tcp::tokio::Transport::new(tcp::Config::new().nodelay(true));
     let memory = match base {
@@ -112,6 +168,10 @@ pub fn build(
                 address: endpoint.get_remote_address().clone(),
                 dialing: endpoint.is_dialer(),
                 sender: reports,
+            };
+            let socket = match &link_delay {
+                None => Link::Direct(socket),
+                Some(delay) => Link::Delayed(Delayed::new(socket, delay.clone())),
             };
             private_network(socket, psk, report)
         })
@@ -286,6 +346,114 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_close(cx)
     }
+}
+
+/// A socket, delayed or not.
+pub enum Link<S> {
+    Direct(S),
+    Delayed(Delayed<S>),
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Link<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Link::Direct(inner) => Pin::new(inner).poll_read(cx, buf),
+            Link::Delayed(inner) => Pin::new(&mut inner.reader).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Link<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Link::Direct(inner) => Pin::new(inner).poll_write(cx, buf),
+            Link::Delayed(inner) => Poll::Ready(inner.write(buf)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Link::Direct(inner) => Pin::new(inner).poll_flush(cx),
+            // Written chunks are on the (slow) wire already.
+            Link::Delayed(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Link::Direct(inner) => Pin::new(inner).poll_close(cx),
+            Link::Delayed(inner) => {
+                // The writer task delivers what is in flight, then closes the socket.
+                inner.chunks = None;
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+}
+
+/// A socket whose writes arrive [`LinkDelay::delay`] late: each chunk is stamped when
+/// written and a task writes it to the socket once its time has come, in order. Must be
+/// created inside a tokio runtime.
+pub struct Delayed<S> {
+    reader: ReadHalf<S>,
+    /// To the writer task; `None` once closed.
+    chunks: Option<mpsc::UnboundedSender<(tokio::time::Instant, Vec<u8>)>>,
+    link: LinkDelay,
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Delayed<S> {
+    fn new(socket: S, link: LinkDelay) -> Self {
+        let (reader, writer) = socket.split();
+        let (chunks, queue) = mpsc::unbounded_channel();
+        tokio::spawn(deliver(queue, writer));
+        Delayed {
+            reader,
+            chunks: Some(chunks),
+            link,
+        }
+    }
+}
+
+impl<S> Delayed<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(chunks) = &self.chunks else {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        };
+        let due = tokio::time::Instant::now() + self.link.delay;
+        chunks
+            .send((due, buf.to_vec()))
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        self.link.counters.writes.fetch_add(1, Ordering::Relaxed);
+        self.link
+            .counters
+            .bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(buf.len())
+    }
+}
+
+/// Writes each chunk to the socket when it is due; closes the socket when the sending side
+/// is gone and everything is delivered. Stops at the first error: the reading side sees
+/// the connection fail.
+async fn deliver<S: AsyncWrite>(
+    mut queue: mpsc::UnboundedReceiver<(tokio::time::Instant, Vec<u8>)>,
+    mut writer: WriteHalf<S>,
+) {
+    while let Some((due, chunk)) = queue.recv().await {
+        tokio::time::sleep_until(due).await;
+        if writer.write_all(&chunk).await.is_err() || writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.close().await;
 }
 
 #[cfg(test)]
