@@ -48,6 +48,7 @@ use libp2p::{
 };
 use thiserror::Error;
 use tokio::sync::mpsc;
+use tokio_util::sync::PollSender;
 
 use super::SwarmKey;
 
@@ -103,8 +104,8 @@ pub enum BaseTransport {
 /// An artificial one-way latency on every link, for benchmarks and tests: every chunk a node
 /// writes to a connection's socket (TCP or memory, below pnet) is held for `delay`, then
 /// written, in order. Reads are untouched, so each direction of a link is delayed once.
-/// Writes are accepted at once (no backpressure while held), so this is for loopback
-/// benchmarks with modest traffic, never for a running office.
+/// Up to [`DELAYED_CHUNKS`] chunks may be in flight per link; past that a writer waits, as
+/// on a full socket. For loopback benchmarks, never for a running office.
 #[derive(Clone, Debug)]
 pub struct LinkDelay {
     pub delay: Duration,
@@ -121,6 +122,9 @@ impl LinkDelay {
         }
     }
 }
+
+/// Chunks in flight on one delayed link before its writer waits.
+pub const DELAYED_CHUNKS: usize = 1024;
 
 /// What delayed links carried, summed over every link sharing these counters.
 #[derive(Debug, Default)]
@@ -375,7 +379,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Link<S> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Link::Direct(inner) => Pin::new(inner).poll_write(cx, buf),
-            Link::Delayed(inner) => Poll::Ready(inner.write(buf)),
+            Link::Delayed(inner) => inner.poll_write(cx, buf),
         }
     }
 
@@ -405,38 +409,41 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Link<S> {
 pub struct Delayed<S> {
     reader: ReadHalf<S>,
     /// To the writer task; `None` once closed.
-    chunks: Option<mpsc::UnboundedSender<(tokio::time::Instant, Vec<u8>)>>,
+    chunks: Option<PollSender<(tokio::time::Instant, Vec<u8>)>>,
     link: LinkDelay,
 }
 
 impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Delayed<S> {
     fn new(socket: S, link: LinkDelay) -> Self {
         let (reader, writer) = socket.split();
-        let (chunks, queue) = mpsc::unbounded_channel();
+        let (chunks, queue) = mpsc::channel(DELAYED_CHUNKS);
         tokio::spawn(deliver(queue, writer));
         Delayed {
             reader,
-            chunks: Some(chunks),
+            chunks: Some(PollSender::new(chunks)),
             link,
         }
     }
 }
 
 impl<S> Delayed<S> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let Some(chunks) = &self.chunks else {
-            return Err(io::ErrorKind::BrokenPipe.into());
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let Some(chunks) = &mut self.chunks else {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         };
+        if std::task::ready!(chunks.poll_reserve(cx)).is_err() {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
         let due = tokio::time::Instant::now() + self.link.delay;
-        chunks
-            .send((due, buf.to_vec()))
-            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        if chunks.send_item((due, buf.to_vec())).is_err() {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
         self.link.counters.writes.fetch_add(1, Ordering::Relaxed);
         self.link
             .counters
             .bytes
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
-        Ok(buf.len())
+        Poll::Ready(Ok(buf.len()))
     }
 }
 
@@ -444,7 +451,7 @@ impl<S> Delayed<S> {
 /// is gone and everything is delivered. Stops at the first error: the reading side sees
 /// the connection fail.
 async fn deliver<S: AsyncWrite>(
-    mut queue: mpsc::UnboundedReceiver<(tokio::time::Instant, Vec<u8>)>,
+    mut queue: mpsc::Receiver<(tokio::time::Instant, Vec<u8>)>,
     mut writer: WriteHalf<S>,
 ) {
     while let Some((due, chunk)) = queue.recv().await {
@@ -519,6 +526,28 @@ mod tests {
             reports.try_recv().unwrap().error,
             PrivateNetworkError::HungUp
         );
+    }
+
+    #[tokio::test]
+    async fn a_delayed_link_delivers_in_order_after_the_delay() {
+        use futures::AsyncWriteExt as _;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let link = LinkDelay::new(Duration::from_millis(100));
+        let mut sender = Link::Delayed(Delayed::new(tcp::tokio::TcpStream(client), link.clone()));
+        let mut receiver = tcp::tokio::TcpStream(server);
+        let start = tokio::time::Instant::now();
+        sender.write_all(b"first ").await.unwrap();
+        sender.write_all(b"second").await.unwrap();
+        let mut received = [0u8; 12];
+        receiver.read_exact(&mut received).await.unwrap();
+        assert_eq!(&received, b"first second");
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert_eq!(link.counters.get(), (2, 12));
     }
 
     #[test]
