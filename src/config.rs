@@ -223,6 +223,9 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub api_token: Option<String>,
     pub retention: Duration,
+    /// An artificial latency on every network link, for benchmarks; not in the file, never
+    /// set by the command line. `None`: no delay.
+    pub link_delay: Option<crate::net::LinkDelay>,
 }
 
 /// Shortest publish and sync intervals accepted: faster only burns the network and SD card.
@@ -361,6 +364,7 @@ impl Config {
             http_listen,
             api_token,
             retention: Duration::from_secs(raw.state.retention_days * 24 * 3600),
+            link_delay: None,
         })
     }
 }

@@ -152,8 +152,12 @@ impl Net {
     /// inside a tokio runtime.
     pub fn new(config: NetConfig) -> Result<(Net, NetHandle, mpsc::Receiver<NetEvent>), NetError> {
         let peer_id = config.keypair.public().to_peer_id();
-        let (transport, handshake_failures) =
-            transport::build(&config.keypair, &config.swarm_key, config.transport)?;
+        let (transport, handshake_failures) = transport::build(
+            &config.keypair,
+            &config.swarm_key,
+            config.transport,
+            config.link_delay.clone(),
+        )?;
         let behaviour = Behaviour::new(BehaviourConfig {
             keypair: &config.keypair,
             mdns: config.mdns,

@@ -50,7 +50,7 @@ pub use self::{
     join::{JoinToken, JoinTokenError},
     swarm_key::{SWARM_KEY_LEN, SwarmKey, SwarmKeyError},
     sync::{SYNC_PAGE_BYTES, SYNC_PROTOCOL},
-    transport::{BaseTransport, CONNECTION_TIMEOUT},
+    transport::{BaseTransport, CONNECTION_TIMEOUT, LinkCounters, LinkDelay},
 };
 use crate::state::{Delta, Digest, MergeReport, NodeId, RejectReason};
 
@@ -118,6 +118,8 @@ pub struct NetConfig {
     pub max_peers: u32,
     /// TCP, or TCP and in-memory addresses for tests. Default: TCP.
     pub transport: BaseTransport,
+    /// An artificial latency on every link, for benchmarks ([`LinkDelay`]). Default: none.
+    pub link_delay: Option<LinkDelay>,
 }
 
 impl NetConfig {
@@ -133,6 +135,7 @@ impl NetConfig {
             sync_interval: DEFAULT_SYNC_INTERVAL,
             max_peers: MAX_PEERS,
             transport: BaseTransport::Tcp,
+            link_delay: None,
         }
     }
 }
@@ -484,5 +487,6 @@ mod tests {
         assert!(config.bootstrap.is_empty() && config.allow_list.is_none());
         assert_eq!(config.max_peers, MAX_PEERS);
         assert_eq!(config.transport, BaseTransport::Tcp);
+        assert!(config.link_delay.is_none());
     }
 }

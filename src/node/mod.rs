@@ -177,6 +177,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     net_config.mdns = config.mdns;
     net_config.publish_interval = config.publish_interval;
     net_config.sync_interval = config.sync_interval;
+    net_config.link_delay = config.link_delay.clone();
     if !config.allow.is_empty() {
         let mut allowed = HashSet::new();
         for peer in &config.allow {
