@@ -24,7 +24,7 @@ use crate::{
     net::{self, JoinToken, Net, NetConfig, NetEvent, NetHandle, SwarmKey, Verdict},
     sensors,
     state::{NodeName, Replica, Snapshot},
-    store::Store,
+    store::{DEFAULT_HISTORY_RETENTION_MS, DEFAULT_ROLLUP_RETENTION_MS, HistoryRow, Store},
 };
 
 /// How long a device counts as present after a node last saw it (Home Assistant's default).
@@ -62,6 +62,23 @@ impl Persist for StorePersist {
     fn save(&mut self, snapshot: &Snapshot) -> Result<(), String> {
         self.0
             .save_snapshot(snapshot)
+            .map_err(|error| error.to_string())
+    }
+
+    fn append_history(&mut self, rows: &[HistoryRow]) -> Result<(), String> {
+        self.0
+            .append_history(rows)
+            .map(drop)
+            .map_err(|error| error.to_string())
+    }
+
+    fn prune_history(&mut self, now_ms: u64) -> Result<(), String> {
+        self.0
+            .prune_history(
+                now_ms.saturating_sub(DEFAULT_HISTORY_RETENTION_MS),
+                now_ms.saturating_sub(DEFAULT_ROLLUP_RETENTION_MS),
+            )
+            .map(drop)
             .map_err(|error| error.to_string())
     }
 }

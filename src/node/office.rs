@@ -19,9 +19,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::state::{
-    AlertName, Delta, Digest, Mac, MergeReport, Message, NodeId, NodeName, Person, Quantity,
-    Replica, Room, SensorId, Snapshot, Version, WriteError,
+use crate::{
+    state::{
+        AlertName, Delta, Digest, Mac, MergeReport, Message, NodeId, NodeName, Person, Quantity,
+        ReadingKey, Replica, Room, SensorId, Snapshot, Version, WriteError,
+    },
+    store::HistoryRow,
 };
 
 /// Commands waiting for the actor: HTTP requests, sensor readings, network merges. A burst of
@@ -37,6 +40,13 @@ pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often the node rewrites its own entry (its heartbeat).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Readings waiting for the next batched history append. At one save a second this only
+/// fills if the store keeps failing; then the oldest rows are dropped, not the node.
+pub const MAX_PENDING_HISTORY: usize = 10_000;
+
+/// How often raw history older than its retention is rolled up into hours.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Milliseconds since the Unix epoch, by this machine's clock. The only place the node reads
 /// the wall clock for the office state; the core takes it as an argument.
@@ -118,6 +128,16 @@ pub trait Persist: Send + 'static {
     /// Saves the replica; must be durable when it returns, because the snapshot reserves
     /// sequence numbers the replica is about to use.
     fn save(&mut self, snapshot: &Snapshot) -> Result<(), String>;
+
+    /// Appends this node's readings to its history, in one batch.
+    fn append_history(&mut self, _rows: &[HistoryRow]) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Rolls up and drops history older than its retention, as of `now_ms`.
+    fn prune_history(&mut self, _now_ms: u64) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 enum Command {
@@ -215,6 +235,8 @@ pub struct Office<P: Persist> {
     view: watch::Sender<Arc<Replica>>,
     /// Changed since the last save; shared with the handles.
     unsaved: Arc<AtomicBool>,
+    /// This node's readings since the last save, for the history.
+    history: Vec<HistoryRow>,
 }
 
 impl<P: Persist> Office<P> {
@@ -241,6 +263,7 @@ impl<P: Persist> Office<P> {
             outbox,
             view,
             unsaved: unsaved.clone(),
+            history: Vec::new(),
         };
         let handle = OfficeHandle {
             commands: commands_tx,
@@ -257,6 +280,7 @@ impl<P: Persist> Office<P> {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut save = tokio::time::interval(SAVE_INTERVAL);
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        let mut prune = tokio::time::interval(PRUNE_INTERVAL);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -266,6 +290,11 @@ impl<P: Persist> Office<P> {
                 },
                 _ = save.tick() => self.save_if_dirty(),
                 _ = heartbeat.tick() => self.announce().await,
+                _ = prune.tick() => {
+                    if let Err(error) = self.persist.prune_history(physical_ms()) {
+                        warn!(%error, "cannot prune the reading history; retrying in an hour");
+                    }
+                }
             }
         }
         self.unsaved.store(true, Ordering::Relaxed);
@@ -308,6 +337,7 @@ impl<P: Persist> Office<P> {
             other => other?,
         };
         self.changed();
+        self.remember_history(&write);
         if self.outbox.send(Outgoing { delta, urgent }).await.is_err() {
             debug!("network stopped; the write stays local until sync");
         }
@@ -383,12 +413,44 @@ impl<P: Persist> Office<P> {
         }
     }
 
+    /// Queues the reading just written for the next history batch.
+    fn remember_history(&mut self, write: &Write) {
+        let Write::Reading { sensor, .. } = write else {
+            return;
+        };
+        let key = ReadingKey {
+            node: self.replica.id().clone(),
+            sensor: sensor.clone(),
+        };
+        let Some(reading) = self
+            .replica
+            .store()
+            .readings
+            .get(&key)
+            .and_then(|writes| writes.values().max_by_key(|reading| reading.at))
+        else {
+            return;
+        };
+        if self.history.len() >= MAX_PENDING_HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(HistoryRow::from_reading(&key, reading));
+    }
+
     fn changed(&mut self) {
         self.unsaved.store(true, Ordering::Relaxed);
         self.view.send_replace(Arc::new(self.replica.clone()));
     }
 
     fn save_if_dirty(&mut self) {
+        if !self.history.is_empty() {
+            match self.persist.append_history(&self.history) {
+                Ok(()) => self.history.clear(),
+                Err(error) => {
+                    warn!(%error, rows = self.history.len(), "cannot append to the reading history; retrying")
+                }
+            }
+        }
         if !self.unsaved.load(Ordering::Relaxed) {
             return;
         }
@@ -397,5 +459,76 @@ impl<P: Persist> Office<P> {
             // Keep running: peers hold the data, and the next tick tries again.
             Err(error) => error!(%error, "cannot save the office state; retrying"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::state::DEFAULT_RETENTION_MS;
+
+    /// Records what the actor persists, shared with the test.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        saves: Arc<Mutex<usize>>,
+        batches: Arc<Mutex<Vec<Vec<HistoryRow>>>>,
+    }
+
+    impl Persist for Recorder {
+        fn save(&mut self, _snapshot: &Snapshot) -> Result<(), String> {
+            *self.saves.lock().unwrap() += 1;
+            Ok(())
+        }
+
+        fn append_history(&mut self, rows: &[HistoryRow]) -> Result<(), String> {
+            self.batches.lock().unwrap().push(rows.to_vec());
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readings_reach_the_history_in_one_batch_per_save() {
+        let recorder = Recorder::default();
+        let identity = Identity {
+            name: NodeName::new("pi").unwrap(),
+            room: Room::new("lab").unwrap(),
+            started_at_ms: 0,
+        };
+        let replica = Replica::new(
+            NodeId::new("12D3KooWHistory").unwrap(),
+            DEFAULT_RETENTION_MS,
+        );
+        let (office, handle, _outbox) = Office::new(replica, identity, recorder.clone()).unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(office.run(shutdown.clone()));
+        for value in [20.0, 20.5, 21.0] {
+            let write = Write::Reading {
+                sensor: SensorId::new("desk").unwrap(),
+                room: Room::new("lab").unwrap(),
+                quantity: Quantity::Temperature,
+                value,
+                unit: "°C".into(),
+            };
+            handle.write(write).await.unwrap();
+        }
+        // With time paused, the save tick fires as soon as the actor is idle.
+        tokio::time::sleep(SAVE_INTERVAL * 2).await;
+        let batches = recorder.batches.lock().unwrap().clone();
+        assert_eq!(
+            batches.len(),
+            1,
+            "one append for the three readings: {batches:?}"
+        );
+        let values: Vec<f64> = batches[0].iter().map(|row| row.value).collect();
+        assert_eq!(values, [20.0, 20.5, 21.0]);
+        assert!(!handle.unsaved(), "the state was saved with the batch");
+        shutdown.cancel();
+        task.await.unwrap();
+        assert!(
+            *recorder.saves.lock().unwrap() >= 2,
+            "the first save and the last one"
+        );
     }
 }
