@@ -278,7 +278,9 @@ impl<P: Persist> Office<P> {
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut save = tokio::time::interval(SAVE_INTERVAL);
+        // `new` has just saved: the first save is due one interval from now.
+        let mut save =
+            tokio::time::interval_at(tokio::time::Instant::now() + SAVE_INTERVAL, SAVE_INTERVAL);
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
         loop {
