@@ -256,6 +256,7 @@ fn log2_ceil(n: usize) -> u64 {
     u64::from(usize::BITS - n.max(1).saturating_sub(1).leading_zeros())
 }
 
+#[derive(Clone)]
 enum Body {
     /// Deltas of the sender's writes (or its whole state).
     Push(Vec<u8>),
@@ -485,9 +486,7 @@ impl Sim {
         if self.config.forgeries && self.nodes.len() > 1 && self.rng.chance(0.05) {
             let victim = self.random_peer(index);
             let victim_id = self.nodes[victim].id.clone();
-            let forged = self
-                .workload
-                .forge(&self.nodes[index].replica, &victim_id, physical_ms);
+            let forged = self.workload.forge(&self.nodes[index].replica, &victim_id);
             self.report.forgeries_sent += forged.store.len() as u64;
             // A forged delta travels like any other; its author does not merge it.
             self.nodes[index].pending.join(&forged);
@@ -540,7 +539,7 @@ impl Sim {
         if self.rng.chance(self.config.duplicate) {
             self.report.messages_duplicated += 1;
             let deliver_at = self.round + self.rng.below(self.config.max_delay_rounds + 1);
-            let body = body.duplicate();
+            let body = body.clone();
             self.in_flight.push(Message {
                 from,
                 to,
@@ -780,20 +779,6 @@ impl Sim {
             })
             .collect::<Vec<_>>()
             .join("; ")
-    }
-}
-
-impl Body {
-    fn duplicate(&self) -> Body {
-        match self {
-            Body::Push(bytes) => Body::Push(bytes.clone()),
-            Body::SyncRequest(bytes) => Body::SyncRequest(bytes.clone()),
-            Body::SyncResponse { delta, digest } => Body::SyncResponse {
-                delta: delta.clone(),
-                digest: digest.clone(),
-            },
-            Body::SyncFinal(bytes) => Body::SyncFinal(bytes.clone()),
-        }
     }
 }
 

@@ -210,7 +210,7 @@ impl Workload {
 
     /// A delta from `forger` that claims a reading of `victim`'s sensor, which only the victim
     /// may write. Its dots are far above anything the forger writes honestly.
-    pub fn forge(&mut self, forger: &Replica, victim: &NodeId, _physical_ms: u64) -> Delta {
+    pub fn forge(&mut self, forger: &Replica, victim: &NodeId) -> Delta {
         self.forged += 1;
         let dot = Dot::new(forger.id().clone(), (1 << 52) + self.forged);
         let key = ReadingKey {
