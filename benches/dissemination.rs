@@ -37,7 +37,6 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use libp2p::Multiaddr;
 use officemesh::{
     config::Config,
     net::{LinkDelay, SwarmKey},
@@ -180,7 +179,7 @@ async fn measure(
     let token = "bench-token".to_owned();
     let mut rng = Rng(SEED);
     let mut running: Vec<RunningNode> = Vec::new();
-    let mut addresses: Vec<Multiaddr> = Vec::new();
+    let mut addresses: Vec<String> = Vec::new();
     let mut rooms = Vec::new();
     for index in 0..count {
         let mut earlier: Vec<usize> = (0..index).collect();
@@ -205,7 +204,7 @@ async fn measure(
         let node = node::start(config, shutdown.clone())
             .await
             .with_context(|| format!("node {index}"))?;
-        addresses.push(listen_address(&node).await?);
+        addresses.push(node.dial_address().await?);
         rooms.push(room);
         running.push(node);
     }
@@ -352,20 +351,4 @@ async fn post_reading(
         );
     }
     Ok(())
-}
-
-/// The node's loopback address with its peer id, once it listens.
-async fn listen_address(node: &RunningNode) -> Result<Multiaddr> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(address) = node.net.listen_addrs().await?.into_iter().next() {
-            return Ok(address
-                .with_p2p(node.peer_id)
-                .unwrap_or_else(|address| address));
-        }
-        if Instant::now() > deadline {
-            bail!("node {} did not start listening", node.peer_id);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

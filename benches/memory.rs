@@ -66,7 +66,7 @@ fn config(dir: &Path, name: &str, peers: Vec<String>) -> Result<Config> {
 async fn child(dir: PathBuf) -> Result<()> {
     let shutdown = CancellationToken::new();
     let node = node::start(config(&dir, "measured", Vec::new())?, shutdown.clone()).await?;
-    let address = listen_address(&node).await?;
+    let address = node.dial_address().await?;
     println!("address {address}");
     loop {
         let (rss, hwm) = memory();
@@ -242,21 +242,4 @@ async fn parent(dir: &Path) -> Result<()> {
         mb(steady.hwm_kb)
     );
     Ok(())
-}
-
-/// The node's loopback address with its peer id, once it listens.
-async fn listen_address(node: &RunningNode) -> Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(address) = node.net.listen_addrs().await?.into_iter().next() {
-            return Ok(address
-                .with_p2p(node.peer_id)
-                .unwrap_or_else(|address| address)
-                .to_string());
-        }
-        if Instant::now() > deadline {
-            bail!("node {} did not start listening", node.peer_id);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -244,7 +244,7 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         for node in &office.nodes {
             println!(
                 "  {:<14} http://{}  (node {})",
-                node.room, node.http, node.peer_id
+                node.room, node.http, node.node_id
             );
         }
         println!("  write token: {}", office.api_token);

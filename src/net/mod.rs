@@ -32,6 +32,7 @@ mod actor;
 mod behaviour;
 pub mod join;
 pub mod paging;
+pub mod settings;
 mod swarm_key;
 pub mod sync;
 mod transport;

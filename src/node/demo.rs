@@ -5,15 +5,17 @@
 use std::{
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
-    time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
-use libp2p::{Multiaddr, PeerId};
+use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
 use super::{RunningNode, start as start_node};
-use crate::{config::Config, net::SwarmKey, state::Room};
+use crate::{
+    config::Config,
+    net::SwarmKey,
+    state::{NodeId, Room},
+};
 
 const ROOMS: [&str; 8] = [
     "open space",
@@ -26,13 +28,10 @@ const ROOMS: [&str; 8] = [
     "lounge",
 ];
 
-/// How long a node may take to start listening.
-const LISTEN_DEADLINE: Duration = Duration::from_secs(10);
-
 pub struct DemoNode {
     pub room: String,
     pub http: SocketAddr,
-    pub peer_id: PeerId,
+    pub node_id: NodeId,
 }
 
 pub struct DemoOffice {
@@ -73,7 +72,7 @@ pub async fn start(
 
     let mut running: Vec<RunningNode> = Vec::new();
     let mut nodes = Vec::new();
-    let mut addresses: Vec<Multiaddr> = Vec::new();
+    let mut addresses: Vec<String> = Vec::new();
     for index in 0..count {
         let room = match ROOMS.get(index) {
             Some(room) => (*room).to_owned(),
@@ -86,7 +85,7 @@ pub async fn start(
         config.sim = true;
         config.mdns = false;
         config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-        config.peers = addresses.iter().map(ToString::to_string).collect();
+        config.peers = addresses.clone();
         config.swarm_key_file = Some(key_path.clone());
         config.http_listen =
             SocketAddr::from((Ipv4Addr::LOCALHOST, http_port.saturating_add(index as u16)));
@@ -94,11 +93,11 @@ pub async fn start(
         let node = start_node(config, shutdown.clone())
             .await
             .with_context(|| format!("demo node {} ({room})", index + 1))?;
-        addresses.push(listen_address(&node).await?);
+        addresses.push(node.dial_address().await?);
         nodes.push(DemoNode {
             room,
             http: node.http,
-            peer_id: node.peer_id,
+            node_id: node.node_id.clone(),
         });
         running.push(node);
     }
@@ -108,24 +107,4 @@ pub async fn start(
         dir,
         running,
     })
-}
-
-/// The node's loopback address with its peer id, once it listens.
-async fn listen_address(node: &RunningNode) -> Result<Multiaddr> {
-    let deadline = Instant::now() + LISTEN_DEADLINE;
-    loop {
-        let addresses = node.net.listen_addrs().await?;
-        if let Some(address) = addresses.into_iter().next() {
-            return Ok(address
-                .with_p2p(node.peer_id)
-                .unwrap_or_else(|address| address));
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "node {} did not start listening within {LISTEN_DEADLINE:?}",
-                node.peer_id
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -5,14 +5,13 @@ pub mod demo;
 pub mod office;
 
 use std::{
-    collections::HashSet,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
-use libp2p::{Multiaddr, PeerId, identity::Keypair};
 use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -21,9 +20,9 @@ use self::office::{Identity, Office, OfficeHandle, Outgoing, Persist, physical_m
 use crate::{
     config::Config,
     http::{self, Api, PeerSource, PeerView},
-    net::{self, JoinToken, Net, NetConfig, NetEvent, NetHandle, SwarmKey, Verdict},
+    net::{self, JoinToken, Net, NetEvent, NetHandle, SwarmKey, Verdict},
     sensors,
-    state::{NodeName, Replica, Snapshot},
+    state::{NodeId, NodeName, Replica, Snapshot},
     store::{DEFAULT_HISTORY_RETENTION_MS, DEFAULT_ROLLUP_RETENTION_MS, HistoryRow, Store},
 };
 
@@ -35,7 +34,7 @@ pub const API_TOKEN_FILE: &str = "api-token";
 
 /// A node that is running: where to reach it, and how to wait for it to stop.
 pub struct RunningNode {
-    pub peer_id: PeerId,
+    pub node_id: NodeId,
     pub http: SocketAddr,
     pub data_dir: PathBuf,
     pub api_token_path: Option<PathBuf>,
@@ -44,7 +43,27 @@ pub struct RunningNode {
     tasks: JoinSet<()>,
 }
 
+/// How long a node may take to start listening.
+const LISTEN_DEADLINE: Duration = Duration::from_secs(10);
+
 impl RunningNode {
+    /// An address other nodes can dial this one at (ending in its peer id), once it listens.
+    pub async fn dial_address(&self) -> Result<String> {
+        let deadline = Instant::now() + LISTEN_DEADLINE;
+        loop {
+            if let Some(address) = self.net.dialable_addresses().await?.into_iter().next() {
+                return Ok(address.to_string());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {} did not start listening within {LISTEN_DEADLINE:?}",
+                    self.node_id
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until every task has stopped (after the shutdown token fired).
     pub async fn wait(mut self) {
         while let Some(result) = self.tasks.join_next().await {
@@ -111,26 +130,7 @@ impl PeerSource for NetPeers {
     fn invite(
         &self,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send + '_>> {
-        Box::pin(async move {
-            let peer = self.net.local_peer_id();
-            let addresses: Vec<Multiaddr> = self
-                .net
-                .listen_addrs()
-                .await
-                .ok()?
-                .into_iter()
-                .filter(|address| !address.to_string().starts_with("/ip4/0.0.0.0"))
-                .take(net::join::MAX_TOKEN_ADDRESSES)
-                .map(|address| address.with_p2p(peer).unwrap_or_else(|address| address))
-                .collect();
-            (!addresses.is_empty()).then(|| {
-                JoinToken {
-                    key: self.key,
-                    addresses,
-                }
-                .to_string()
-            })
-        })
+        Box::pin(self.net.invite(self.key))
     }
 }
 
@@ -140,15 +140,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let data_dir = config.data_dir.clone();
     let mut store = Store::open(&data_dir)?;
 
-    let key_bytes = store.load_or_create_node_key(|| {
-        Keypair::generate_ed25519()
-            .to_protobuf_encoding()
-            .expect("an Ed25519 key encodes")
-    })?;
-    let keypair = Keypair::from_protobuf_encoding(&key_bytes)
-        .with_context(|| format!("the node key in {} is unreadable", store.path().display()))?;
-    let peer_id = keypair.public().to_peer_id();
-    let node_id = net::node_id(&peer_id);
+    let node_key = store.load_or_create_node_key(net::settings::generate_node_key)?;
+    let node_id = net::settings::node_id_of_key(&node_key)
+        .with_context(|| format!("the node key in {}", store.path().display()))?;
 
     let (swarm_key, joined) = swarm_key(&config, &mut store)?;
     let api_token_path = data_dir.join(API_TOKEN_FILE);
@@ -187,25 +181,19 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     };
     let (office, office_handle, outbox) = Office::new(replica, identity, StorePersist(store))?;
 
-    let mut net_config = NetConfig::new(keypair, swarm_key);
-    net_config.listen = parse_multiaddrs("network.listen", &config.listen)?;
-    net_config.bootstrap = parse_multiaddrs("network.peers", &config.peers)?;
-    net_config.bootstrap.extend(joined);
+    let mut bootstrap = config.peers.clone();
+    bootstrap.extend(joined);
+    let mut net_config = net::settings::net_config(
+        &node_key,
+        swarm_key,
+        &config.listen,
+        &bootstrap,
+        &config.allow,
+    )?;
     net_config.mdns = config.mdns;
     net_config.publish_interval = config.publish_interval;
     net_config.sync_interval = config.sync_interval;
     net_config.link_delay = config.link_delay.clone();
-    if !config.allow.is_empty() {
-        let mut allowed = HashSet::new();
-        for peer in &config.allow {
-            allowed.insert(
-                peer.parse::<PeerId>()
-                    .with_context(|| format!("network.allow: {peer:?} is not a peer id"))?,
-            );
-        }
-        allowed.insert(peer_id);
-        net_config.allow_list = Some(allowed);
-    }
     let parts = Net::spawn(net_config, shutdown.child_token())?;
     let net_handle = parts.handle.clone();
 
@@ -247,11 +235,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         });
     }
     if config.sim {
-        let seed = u64::from_le_bytes(
-            peer_id.to_bytes()[peer_id.to_bytes().len() - 8..]
-                .try_into()
-                .expect("8 bytes"),
-        );
+        // Varies the simulated values per node.
+        let seed = node_id
+            .as_str()
+            .bytes()
+            .fold(0u64, |hash, byte| hash.rotate_left(5) ^ u64::from(byte));
         tasks.spawn(sensors::simulated::run(
             office_handle.clone(),
             config.room.clone(),
@@ -261,9 +249,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     } else {
         info!("no sensors configured; run with --sim for simulated ones");
     }
-    info!(node = %peer_id, %http, room = %config.room, "node running");
+    info!(node = %node_id, %http, room = %config.room, "node running");
     Ok(RunningNode {
-        peer_id,
+        node_id,
         http,
         data_dir,
         api_token_path,
@@ -323,7 +311,7 @@ async fn handle_net_events(mut events: mpsc::Receiver<NetEvent>, office: OfficeH
 
 /// The office key: from `--swarm-key FILE`, from a join token (then stored), from the data
 /// dir, or new (a new office). Also returns the addresses a join token says to dial.
-fn swarm_key(config: &Config, store: &mut Store) -> Result<(SwarmKey, Vec<Multiaddr>)> {
+fn swarm_key(config: &Config, store: &mut Store) -> Result<(SwarmKey, Vec<String>)> {
     if let Some(path) = &config.swarm_key_file {
         let text = std::fs::read_to_string(path).with_context(|| {
             format!(
@@ -341,7 +329,10 @@ fn swarm_key(config: &Config, store: &mut Store) -> Result<(SwarmKey, Vec<Multia
             .context("the join token (--join) is not valid")?;
         store.set_swarm_key(&token.key.bytes())?;
         info!(fingerprint = %token.key.fingerprint(), "joined the office of the token; its key is stored");
-        return Ok((token.key, token.addresses));
+        return Ok((
+            token.key,
+            token.addresses.iter().map(ToString::to_string).collect(),
+        ));
     }
     let mut fresh = false;
     let bytes = store.load_or_create_swarm_key(|| {
@@ -402,17 +393,6 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     file.write_all(contents.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn parse_multiaddrs(key: &str, addresses: &[String]) -> Result<Vec<Multiaddr>> {
-    addresses
-        .iter()
-        .map(|address| {
-            address
-                .parse::<Multiaddr>()
-                .with_context(|| format!("{key}: {address:?} is not a multiaddr"))
-        })
-        .collect()
 }
 
 fn host_name() -> String {
