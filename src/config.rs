@@ -59,6 +59,11 @@ listen = "127.0.0.1:7878"
 # generated into <data_dir>/api-token.
 api_token = ""
 
+[bot]
+# A name the chat bot answers to, besides this node's name: "bloo, who's at the office?".
+# Empty: only the node's name.
+name = "bloo"
+
 [state]
 # How long network-map rows, withdrawn bindings, cleared alerts, silent sensors and silent
 # nodes are kept after their last write.
@@ -72,6 +77,7 @@ struct RawConfig {
     node: RawNode,
     network: RawNetwork,
     http: RawHttp,
+    bot: RawBot,
     state: RawState,
 }
 
@@ -155,6 +161,21 @@ impl Default for RawHttp {
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields, default)]
+struct RawBot {
+    /// A name the bot answers to besides the node's; empty for none.
+    name: String,
+}
+
+impl Default for RawBot {
+    fn default() -> Self {
+        RawBot {
+            name: "bloo".into(),
+        }
+    }
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
 struct RawState {
     /// Retention of expiring entries, days.
     retention_days: u64,
@@ -223,9 +244,17 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub api_token: Option<String>,
     pub retention: Duration,
+    pub bot: BotConfig,
     /// An artificial latency on every network link, for benchmarks; not in the file, never
     /// set by the command line. `None`: no delay.
     pub link_delay: Option<crate::net::LinkDelay>,
+}
+
+/// The chat bot's settings (`[bot]`).
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    /// A name the bot answers to besides the node's; `None` for none.
+    pub name: Option<NodeName>,
 }
 
 /// Shortest publish and sync intervals accepted: faster only burns the network and SD card.
@@ -348,6 +377,20 @@ impl Config {
                 ),
             ));
         }
+        let bot = BotConfig {
+            name: match raw.bot.name.trim() {
+                "" => None,
+                bot_name if !bot_name.chars().any(char::is_alphanumeric) => {
+                    return Err(invalid(
+                        "bot.name",
+                        format!("{bot_name:?} has no letter or digit to be called by"),
+                    ));
+                }
+                bot_name => {
+                    Some(NodeName::new(bot_name).map_err(|error| invalid("bot.name", error))?)
+                }
+            },
+        };
         Ok(Config {
             name,
             room,
@@ -364,6 +407,7 @@ impl Config {
             http_listen,
             api_token,
             retention: Duration::from_secs(raw.state.retention_days * 24 * 3600),
+            bot,
             link_delay: None,
         })
     }
@@ -436,6 +480,7 @@ mod tests {
         assert_eq!(config.publish_interval, Duration::from_secs(1));
         assert_eq!(config.sync_interval, Duration::from_secs(10));
         assert_eq!(config.retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(config.bot.name.as_ref().map(NodeName::as_str), Some("bloo"));
         assert!(config.mdns && !config.sim && config.name.is_none() && config.api_token.is_none());
         // Every default written in the file is the one the code applies without it.
         assert_eq!(format!("{config:?}"), format!("{empty:?}"));
@@ -471,6 +516,11 @@ mod tests {
         check_error("[http]\napi_token = \"short\"\n", "http.api_token");
         check_error("[state]\nretention_days = 0\n", "state.retention_days");
         check_error("[network]\nallow = [\"not a peer\"]\n", "network.allow");
+        check_error("[bot]\nname = \"!!\"\n", "bot.name");
+        check_error(
+            &format!("[bot]\nname = \"{}\"\n", "b".repeat(65)),
+            "bot.name",
+        );
     }
 
     #[test]

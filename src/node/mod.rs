@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use self::office::{Identity, Office, OfficeHandle, Outgoing, Persist, physical_ms};
 use crate::{
+    bot::Bot,
     config::Config,
     http::{self, Api, PeerSource, PeerView},
     net::{self, JoinToken, Net, NetEvent, NetHandle, SwarmKey, Verdict},
@@ -215,6 +216,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         token: api_token,
         started_at_ms,
         consider_home_ms: CONSIDER_HOME_MS,
+        bot: Bot::new(
+            office_handle.clone(),
+            config.bot.name.as_ref().map(ToString::to_string),
+            CONSIDER_HOME_MS,
+        ),
     });
 
     let mut tasks = JoinSet::new();

@@ -384,7 +384,8 @@ mod tests {
         assert_eq!(winners[0].1.len(), 1, "{winners:?}");
         assert_ne!(winners[0].0, winners[0].1[0]);
         assert_eq!(query.rooms(), [&room]);
-        assert!(query.nodes()[0].up);
-        assert!(!Query::new(&a, now + NODE_UP_MS * 100, 0).nodes()[0].up);
+        // The heartbeat at T0 is recent until NODE_UP_MS later.
+        assert!(Query::new(&a, T0 + NODE_UP_MS, 0).nodes()[0].up);
+        assert!(!query.nodes()[0].up);
     }
 }

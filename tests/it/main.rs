@@ -1,6 +1,7 @@
 //! The one integration-test binary: tests at the boundaries of the crate.
 
 mod binary;
+mod bot;
 mod mdns;
 mod net;
 mod office;
