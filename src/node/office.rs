@@ -81,9 +81,9 @@ pub enum Write {
         person: Person,
         mac: Mac,
     },
-    Sighting {
-        mac: Mac,
-        ip: IpAddr,
+    /// Devices this node saw in one scan, written as one delta.
+    Sightings {
+        seen: Vec<(Mac, IpAddr)>,
     },
     RaiseAlert {
         name: AlertName,
@@ -100,7 +100,7 @@ impl Write {
     /// Writes a person made (chat, HTTP) and alerts go out at once; readings and sightings
     /// wait for the next publish batch.
     fn urgent(&self) -> bool {
-        !matches!(self, Write::Reading { .. } | Write::Sighting { .. })
+        !matches!(self, Write::Reading { .. } | Write::Sightings { .. })
     }
 }
 
@@ -296,6 +296,11 @@ impl<P: Persist> Office<P> {
                     if let Err(error) = self.persist.prune_history(physical_ms()) {
                         warn!(%error, "cannot prune the reading history; retrying in an hour");
                     }
+                    // Merges expire entries too, but a node without peers must also forget
+                    // the devices it saw (privacy).
+                    if self.replica.expire(physical_ms()) > 0 {
+                        self.changed();
+                    }
                 }
             }
         }
@@ -366,7 +371,13 @@ impl<P: Persist> Office<P> {
             } => replica.set_target(room, quantity, value, &unit, set_by, now),
             Write::Bind { person, mac } => replica.bind(person, mac, now),
             Write::Unbind { person, mac } => replica.unbind(person, mac, now),
-            Write::Sighting { mac, ip } => replica.observe_device(mac, ip, now),
+            Write::Sightings { seen } => {
+                let mut batch = Delta::default();
+                for (mac, ip) in seen {
+                    batch.join(&replica.observe_device(mac, ip, now)?);
+                }
+                Ok(batch)
+            }
             Write::RaiseAlert {
                 name,
                 room,
