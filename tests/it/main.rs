@@ -4,6 +4,7 @@ mod binary;
 mod mdns;
 mod net;
 mod office;
+mod presence;
 mod purity;
 mod sim;
 mod state_laws;
