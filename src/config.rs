@@ -628,6 +628,27 @@ mod tests {
     }
 
     #[test]
+    fn a_presence_section_is_validated_into_settings() {
+        let config = Config::from_toml(
+            "[presence]\nenabled = false\ninterval_ms = 500\nconsider_home_s = 60\n\
+             arp_table = \"/tmp/arp\"\nignore = [\"00:1A:2B:3C:4D:5E\"]\n\
+             refresh_subnets = [\"192.168.1.0/24\"]\n",
+        )
+        .unwrap();
+        let presence = config.presence;
+        assert!(!presence.enabled);
+        assert_eq!(presence.interval, Duration::from_millis(500));
+        assert_eq!(presence.consider_home, Duration::from_secs(60));
+        assert_eq!(presence.arp_table, Some(PathBuf::from("/tmp/arp")));
+        assert!(
+            presence
+                .ignore
+                .contains(&"00:1a:2b:3c:4d:5e".parse().unwrap())
+        );
+        assert_eq!(presence.refresh_subnets[0].to_string(), "192.168.1.0/24");
+    }
+
+    #[test]
     fn flags_win_over_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("officemesh.toml");

@@ -544,4 +544,44 @@ mod tests {
             "the first save and the last one"
         );
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_without_peers_forgets_devices_after_the_retention() {
+        let identity = Identity {
+            name: NodeName::new("pi").unwrap(),
+            room: Room::new("lab").unwrap(),
+            started_at_ms: 0,
+        };
+        // A zero retention: every sighting has expired by the next hourly pass.
+        let replica = Replica::new(NodeId::new("12D3KooWExpiry").unwrap(), 0);
+        let (office, handle, _outbox) =
+            Office::new(replica, identity, Recorder::default()).unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(office.run(shutdown.clone()));
+        let seen = vec![
+            (
+                "00:1a:2b:3c:4d:5e".parse().unwrap(),
+                "192.0.2.10".parse().unwrap(),
+            ),
+            (
+                "f2:c6:75:56:2f:91".parse().unwrap(),
+                "192.0.2.11".parse().unwrap(),
+            ),
+        ];
+        handle.write(Write::Sightings { seen }).await.unwrap();
+        assert_eq!(
+            handle.view().store().network.len(),
+            2,
+            "one batch, two rows"
+        );
+        // With time paused, the next pass runs as soon as the actor is idle.
+        tokio::time::sleep(PRUNE_INTERVAL + SAVE_INTERVAL).await;
+        assert_eq!(
+            handle.view().store().network.len(),
+            0,
+            "no merge needed to forget"
+        );
+        shutdown.cancel();
+        task.await.unwrap();
+    }
 }
