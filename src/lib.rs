@@ -7,6 +7,7 @@ pub mod config;
 pub mod http;
 pub mod net;
 pub mod node;
+pub mod presence;
 pub mod sensors;
 pub mod sim;
 pub mod state;

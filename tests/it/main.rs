@@ -5,6 +5,7 @@ mod bot;
 mod mdns;
 mod net;
 mod office;
+mod presence;
 mod purity;
 mod sim;
 mod state_laws;
