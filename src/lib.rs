@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for the map of the modules.
 
+pub mod chat;
 pub mod config;
 pub mod http;
 pub mod net;

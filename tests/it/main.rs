@@ -1,6 +1,8 @@
 //! The one integration-test binary: tests at the boundaries of the crate.
 
 mod binary;
+mod chat_matrix;
+mod chat_slack;
 mod mdns;
 mod net;
 mod office;
