@@ -575,13 +575,13 @@ fn validate_slack(raw: RawSlack) -> Result<Option<SlackConfig>, ConfigError> {
     }
     let alert_channel =
         Some(raw.alert_channel.trim().to_owned()).filter(|channel| !channel.is_empty());
-    if let Some(channel) = &alert_channel {
-        if !channel.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(invalid(
-                "slack.alert_channel",
-                format!("{channel:?} is not a channel id like C0123ABCD"),
-            ));
-        }
+    if let Some(channel) = &alert_channel
+        && !channel.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Err(invalid(
+            "slack.alert_channel",
+            format!("{channel:?} is not a channel id like C0123ABCD"),
+        ));
     }
     Ok(Some(SlackConfig {
         app_token: app_token.to_owned(),
@@ -604,13 +604,13 @@ fn validate_matrix(raw: RawMatrix) -> Result<Option<MatrixConfig>, ConfigError> 
         ));
     }
     let alert_room = Some(raw.alert_room.trim().to_owned()).filter(|room| !room.is_empty());
-    if let Some(room) = &alert_room {
-        if !room.starts_with('!') || !room.contains(':') {
-            return Err(invalid(
-                "matrix.alert_room",
-                format!("{room:?} is not a room id like !abc:example.org"),
-            ));
-        }
+    if let Some(room) = &alert_room
+        && (!room.starts_with('!') || !room.contains(':'))
+    {
+        return Err(invalid(
+            "matrix.alert_room",
+            format!("{room:?} is not a room id like !abc:example.org"),
+        ));
     }
     if raw.sync_timeout_ms > MAX_SYNC_TIMEOUT_MS {
         return Err(invalid(

@@ -273,6 +273,8 @@ impl MatrixClient {
 #[derive(Debug, PartialEq, Eq)]
 struct Question {
     room_id: String,
+    /// The question's event id: the reply's transaction id derives from it.
+    event_id: String,
     sender: String,
     text: String,
 }
@@ -289,8 +291,11 @@ fn questions(sync: &Value, me: &str) -> Vec<Question> {
         };
         for event in events {
             let content = &event["content"];
-            let (Some(sender), Some(text)) = (event["sender"].as_str(), content["body"].as_str())
-            else {
+            let (Some(sender), Some(text), Some(event_id)) = (
+                event["sender"].as_str(),
+                content["body"].as_str(),
+                event["event_id"].as_str(),
+            ) else {
                 continue;
             };
             if event["type"] != "m.room.message" || content["msgtype"] != "m.text" || sender == me {
@@ -304,6 +309,7 @@ fn questions(sync: &Value, me: &str) -> Vec<Question> {
             if !text.is_empty() {
                 found.push(Question {
                     room_id: room_id.clone(),
+                    event_id: event_id.to_owned(),
                     sender: sender.to_owned(),
                     text: text.to_owned(),
                 });
@@ -493,7 +499,13 @@ async fn reply(
         () = shutdown.cancelled() => return,
         answer = asker.ask(speaker, question.text) => answer,
     };
-    let message = client.outgoing(&question.room_id, &answer);
+    // The transaction id names the question, not this node: nodes sharing the bot's access
+    // token all receive the question, and the homeserver keeps one reply per transaction id.
+    let message = Outgoing {
+        room_id: question.room_id.clone(),
+        txn_id: format!("officemesh.reply.{}", question.event_id),
+        text: answer,
+    };
     match client.send(&message, &shutdown).await {
         Ok(_) | Err(MatrixError::Shutdown) => {}
         Err(error) => warn!(%error, room = %question.room_id, "matrix: cannot send a reply"),
@@ -507,9 +519,9 @@ mod tests {
     #[test]
     fn text_messages_from_others_are_questions() {
         let sync = json!({ "next_batch": "s2", "rooms": { "join": { "!r:hs": { "timeline": { "events": [
-            { "type": "m.room.message", "sender": "@mendes:hs", "content": { "msgtype": "m.text", "body": " status " } },
-            { "type": "m.room.message", "sender": "@bot:hs", "content": { "msgtype": "m.text", "body": "mine" } },
-            { "type": "m.room.message", "sender": "@mendes:hs", "content": { "msgtype": "m.image", "body": "cat.png" } },
+            { "type": "m.room.message", "event_id": "$q1", "sender": "@mendes:hs", "content": { "msgtype": "m.text", "body": " status " } },
+            { "type": "m.room.message", "event_id": "$q2", "sender": "@bot:hs", "content": { "msgtype": "m.text", "body": "mine" } },
+            { "type": "m.room.message", "event_id": "$q3", "sender": "@mendes:hs", "content": { "msgtype": "m.image", "body": "cat.png" } },
             { "type": "m.room.message", "sender": "@mendes:hs", "content": { "msgtype": "m.text", "body": "* status",
               "m.relates_to": { "rel_type": "m.replace", "event_id": "$1" } } },
             { "type": "m.room.member", "sender": "@mendes:hs", "content": { "membership": "join" } }
@@ -518,6 +530,7 @@ mod tests {
             questions(&sync, "@bot:hs"),
             vec![Question {
                 room_id: "!r:hs".into(),
+                event_id: "$q1".into(),
                 sender: "@mendes:hs".into(),
                 text: "status".into(),
             }]

@@ -116,10 +116,10 @@ impl<K: Clone + Eq + Hash> RecentSet<K> {
         if self.members.contains(&key) {
             return false;
         }
-        if self.order.len() == self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.members.remove(&oldest);
-            }
+        if self.order.len() == self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.members.remove(&oldest);
         }
         self.order.push_back(key.clone());
         self.members.insert(key);

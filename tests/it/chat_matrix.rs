@@ -264,7 +264,8 @@ fn count(messages: &[(String, String)], sender: &str, body: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn matrix_answers_new_messages_once_posts_alerts_and_never_doubles_a_retried_send() {
+async fn matrix_answers_each_message_once_from_two_nodes_posts_alerts_and_never_doubles_a_retried_send()
+ {
     let synapse = Synapse::start().await;
     let (bot, bot_token) = synapse.register("officebot").await;
     let (mendes, mendes_token) = synapse.register("mendes").await;
@@ -294,41 +295,69 @@ async fn matrix_answers_new_messages_once_posts_alerts_and_never_doubles_a_retri
     // Written before the adapter starts: backlog, never answered.
     say("old question").await;
 
+    // Two nodes run the adapter as the same bot user: both see every message.
     let mut tasks = JoinSet::new();
-    let asked = Arc::default();
-    let (alerts, alerts_rx) = mpsc::channel(ALERT_QUEUE_CAPACITY);
-    tasks.spawn(matrix::run(
-        synapse.config(&bot_token, Some(&room)),
-        asker("node-a", Arc::clone(&asked)),
-        alerts_rx,
-        shutdown.clone(),
-    ));
+    let mut asked: Vec<Arc<Mutex<Vec<String>>>> = Vec::new();
+    let mut alert_queues = Vec::new();
+    for node in ["node-a", "node-b"] {
+        let node_asked = Arc::default();
+        asked.push(Arc::clone(&node_asked));
+        let (alerts, alerts_rx) = mpsc::channel(ALERT_QUEUE_CAPACITY);
+        alert_queues.push(alerts);
+        tasks.spawn(matrix::run(
+            synapse.config(&bot_token, Some(&room)),
+            asker(node, node_asked),
+            alerts_rx,
+            shutdown.clone(),
+        ));
+    }
 
-    // The alert arrives once the adapter has skipped the backlog.
+    // An alert arrives once its adapter has skipped the backlog.
     let alert = "the open space temperature is at 24.0°C. You might want to turn the AC on.";
-    alerts.send(alert.to_owned()).await.unwrap();
-    eventually("the alert in the room", || async {
-        (count(&synapse.messages(&room, &mendes_token).await, &bot, alert) == 1).then_some(())
+    let other_alert = "the meeting room co2 is at 1500 ppm.";
+    alert_queues[0].send(alert.to_owned()).await.unwrap();
+    alert_queues[1].send(other_alert.to_owned()).await.unwrap();
+    eventually("both alerts in the room", || async {
+        let messages = synapse.messages(&room, &mendes_token).await;
+        (count(&messages, &bot, alert) == 1 && count(&messages, &bot, other_alert) == 1)
+            .then_some(())
     })
     .await;
 
-    say("who's at the office?").await;
-    let first = "node-a to mendes: who's at the office?";
-    eventually("the first reply", || async {
-        (count(&synapse.messages(&room, &mendes_token).await, &bot, first) > 0).then_some(())
-    })
-    .await;
-    say("status").await;
-    let second = "node-a to mendes: status";
-    eventually("the second reply", || async {
-        (count(&synapse.messages(&room, &mendes_token).await, &bot, second) > 0).then_some(())
-    })
-    .await;
+    // Each question is answered once, though both nodes answer it: the reply's transaction
+    // id names the question.
+    let replies_to = |messages: &[(String, String)], question: &str| {
+        let suffix = format!(" to mendes: {question}");
+        messages
+            .iter()
+            .filter(|(from, text)| *from == bot && text.ends_with(&suffix))
+            .count()
+    };
+    for question in ["who's at the office?", "status"] {
+        say(question).await;
+        eventually("the reply", || async {
+            let messages = synapse.messages(&room, &mendes_token).await;
+            (replies_to(&messages, question) > 0).then_some(())
+        })
+        .await;
+        eventually("both nodes asked", || async {
+            asked
+                .iter()
+                .all(|node| node.lock().unwrap().iter().any(|text| text == question))
+                .then_some(())
+        })
+        .await;
+    }
     let messages = synapse.messages(&room, &mendes_token).await;
-    assert_eq!(count(&messages, &bot, first), 1, "{messages:?}");
+    for question in ["who's at the office?", "status"] {
+        assert_eq!(replies_to(&messages, question), 1, "{messages:?}");
+    }
     assert_eq!(count(&messages, &bot, alert), 1, "{messages:?}");
-    // Neither the backlog nor the bot's own alert and replies were taken as questions.
-    assert_eq!(*asked.lock().unwrap(), ["who's at the office?", "status"]);
+    assert_eq!(count(&messages, &mendes, "status"), 1, "{messages:?}");
+    // Neither the backlog nor the bot's own alerts and replies were taken as questions.
+    for node in &asked {
+        assert_eq!(*node.lock().unwrap(), ["who's at the office?", "status"]);
+    }
 
     // A send repeated with its transaction id (a retry after a lost answer) is stored once.
     let client = MatrixClient::new(&synapse.config(&bot_token, None)).unwrap();
