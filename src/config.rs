@@ -93,6 +93,31 @@ ignore = []
 # answer: every consider_home_s / 2, one empty UDP datagram to the discard port of each host
 # address, which makes the kernel ask it for its MAC. Empty: nothing is ever sent.
 refresh_subnets = []
+# Chat adapters: each is optional and fails on its own (see docs/chat.md).
+
+[slack]
+# Answer questions and post alerts in Slack, connected in Socket Mode (no public URL needed).
+enabled = false
+# The app-level token (xapp-...) with the connections:write scope; opens the Socket Mode link.
+app_token = ""
+# The bot token (xoxb-...) that posts replies and alerts (chat:write).
+bot_token = ""
+# The channel id (C...) alerts are posted to. Empty: alerts are not posted to Slack.
+alert_channel = ""
+# The Web API base URL; changed only to test against a local server.
+api_url = "https://slack.com/api"
+
+[matrix]
+# Answer questions and post alerts in Matrix rooms, as a bot user of a homeserver.
+enabled = false
+# The homeserver's client-server API base URL, like https://matrix.example.org.
+homeserver_url = ""
+# The bot user's access token.
+access_token = ""
+# The room id (!abc:example.org) alerts are posted to. Empty: alerts are not posted to Matrix.
+alert_room = ""
+# How long one /sync long-poll waits for new messages.
+sync_timeout_ms = 30000
 "#;
 
 /// The file as written. Every field is optional; missing ones take the defaults above.
@@ -105,6 +130,8 @@ struct RawConfig {
     bot: RawBot,
     state: RawState,
     presence: RawPresence,
+    slack: RawSlack,
+    matrix: RawMatrix,
 }
 
 #[derive(Deserialize, Debug)]
@@ -305,6 +332,10 @@ pub struct Config {
     /// An artificial latency on every network link, for benchmarks; not in the file, never
     /// set by the command line. `None`: no delay.
     pub link_delay: Option<crate::net::LinkDelay>,
+    /// The Slack adapter, when enabled.
+    pub slack: Option<SlackConfig>,
+    /// The Matrix adapter, when enabled.
+    pub matrix: Option<MatrixConfig>,
 }
 
 /// The chat bot's settings (`[bot]`).
@@ -467,6 +498,8 @@ impl Config {
             bot,
             presence: presence_settings(raw.presence)?,
             link_delay: None,
+            slack: validate_slack(raw.slack)?,
+            matrix: validate_matrix(raw.matrix)?,
         })
     }
 }
@@ -583,6 +616,190 @@ fn check_tcp_multiaddr(key: &'static str, address: &str) -> Result<(), ConfigErr
     }
 }
 
+/// The `[slack]` section as written.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+struct RawSlack {
+    /// Whether the adapter runs.
+    enabled: bool,
+    /// App-level token, `xapp-...`.
+    app_token: String,
+    /// Bot token, `xoxb-...`.
+    bot_token: String,
+    /// Channel id for alerts; empty for none.
+    alert_channel: String,
+    /// Web API base URL.
+    api_url: String,
+}
+
+impl Default for RawSlack {
+    fn default() -> Self {
+        RawSlack {
+            enabled: false,
+            app_token: String::new(),
+            bot_token: String::new(),
+            alert_channel: String::new(),
+            api_url: "https://slack.com/api".into(),
+        }
+    }
+}
+
+/// The `[matrix]` section as written.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+struct RawMatrix {
+    /// Whether the adapter runs.
+    enabled: bool,
+    /// Client-server API base URL.
+    homeserver_url: String,
+    /// The bot user's access token.
+    access_token: String,
+    /// Room id for alerts; empty for none.
+    alert_room: String,
+    /// Long-poll timeout of one /sync, milliseconds.
+    sync_timeout_ms: u64,
+}
+
+impl Default for RawMatrix {
+    fn default() -> Self {
+        RawMatrix {
+            enabled: false,
+            homeserver_url: String::new(),
+            access_token: String::new(),
+            alert_room: String::new(),
+            sync_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// The validated Slack adapter settings.
+#[derive(Clone)]
+pub struct SlackConfig {
+    pub app_token: String,
+    pub bot_token: String,
+    pub alert_channel: Option<String>,
+    /// Without a trailing slash.
+    pub api_url: String,
+}
+
+/// The validated Matrix adapter settings.
+#[derive(Clone)]
+pub struct MatrixConfig {
+    /// Without a trailing slash.
+    pub homeserver_url: String,
+    pub access_token: String,
+    pub alert_room: Option<String>,
+    pub sync_timeout: Duration,
+}
+
+// Tokens stay out of logs and debug prints.
+impl fmt::Debug for SlackConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlackConfig")
+            .field("alert_channel", &self.alert_channel)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for MatrixConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MatrixConfig")
+            .field("homeserver_url", &self.homeserver_url)
+            .field("alert_room", &self.alert_room)
+            .field("sync_timeout", &self.sync_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest /sync long-poll accepted: proxies and NAT tables drop idle connections after a few
+/// minutes.
+const MAX_SYNC_TIMEOUT_MS: u64 = 120_000;
+
+fn http_url(key: &'static str, url: &str) -> Result<String, ConfigError> {
+    let url = url.trim().trim_end_matches('/');
+    if !(url.starts_with("https://") || url.starts_with("http://"))
+        || url.contains(char::is_whitespace)
+    {
+        return Err(invalid(key, format!("{url:?} is not an http(s):// URL")));
+    }
+    Ok(url.to_owned())
+}
+
+fn validate_slack(raw: RawSlack) -> Result<Option<SlackConfig>, ConfigError> {
+    if !raw.enabled {
+        return Ok(None);
+    }
+    let app_token = raw.app_token.trim();
+    if !app_token.starts_with("xapp-") {
+        return Err(invalid(
+            "slack.app_token",
+            "an app-level token starting with xapp- is needed",
+        ));
+    }
+    let bot_token = raw.bot_token.trim();
+    if !bot_token.starts_with("xoxb-") {
+        return Err(invalid(
+            "slack.bot_token",
+            "a bot token starting with xoxb- is needed",
+        ));
+    }
+    let alert_channel =
+        Some(raw.alert_channel.trim().to_owned()).filter(|channel| !channel.is_empty());
+    if let Some(channel) = &alert_channel
+        && !channel.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Err(invalid(
+            "slack.alert_channel",
+            format!("{channel:?} is not a channel id like C0123ABCD"),
+        ));
+    }
+    Ok(Some(SlackConfig {
+        app_token: app_token.to_owned(),
+        bot_token: bot_token.to_owned(),
+        alert_channel,
+        api_url: http_url("slack.api_url", &raw.api_url)?,
+    }))
+}
+
+fn validate_matrix(raw: RawMatrix) -> Result<Option<MatrixConfig>, ConfigError> {
+    if !raw.enabled {
+        return Ok(None);
+    }
+    let homeserver_url = http_url("matrix.homeserver_url", &raw.homeserver_url)?;
+    let access_token = raw.access_token.trim();
+    if access_token.is_empty() {
+        return Err(invalid(
+            "matrix.access_token",
+            "the bot user's access token is needed",
+        ));
+    }
+    let alert_room = Some(raw.alert_room.trim().to_owned()).filter(|room| !room.is_empty());
+    if let Some(room) = &alert_room
+        && (!room.starts_with('!') || !room.contains(':'))
+    {
+        return Err(invalid(
+            "matrix.alert_room",
+            format!("{room:?} is not a room id like !abc:example.org"),
+        ));
+    }
+    if raw.sync_timeout_ms > MAX_SYNC_TIMEOUT_MS {
+        return Err(invalid(
+            "matrix.sync_timeout_ms",
+            format!(
+                "{} ms is above the maximum of {MAX_SYNC_TIMEOUT_MS} ms",
+                raw.sync_timeout_ms
+            ),
+        ));
+    }
+    Ok(Some(MatrixConfig {
+        homeserver_url,
+        access_token: access_token.to_owned(),
+        alert_room,
+        sync_timeout: Duration::from_millis(raw.sync_timeout_ms),
+    }))
+}
+
 /// `$XDG_DATA_HOME/officemesh`, else `~/.local/share/officemesh`.
 fn default_data_dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|dir| !dir.is_empty()) {
@@ -675,6 +892,16 @@ mod tests {
             "1276 host addresses in all",
         );
         check_error("[presence]\nscan = true\n", "unknown field `scan`");
+        check_error("[slack]\nenabled = true\n", "slack.app_token");
+        check_error(
+            "[slack]\nenabled = true\napp_token = \"xapp-1\"\nbot_token = \"xoxp-1\"\n",
+            "slack.bot_token",
+        );
+        check_error("[matrix]\nenabled = true\n", "matrix.homeserver_url");
+        check_error(
+            "[matrix]\nenabled = true\nhomeserver_url = \"https://m.example\"\naccess_token = \"t\"\nalert_room = \"#office:m.example\"\n",
+            "matrix.alert_room",
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 mod binary;
 mod bot;
+mod chat_matrix;
+mod chat_slack;
 mod mdns;
 mod net;
 mod office;
