@@ -2,6 +2,8 @@
 //!
 //! See `ARCHITECTURE.md` for the map of the modules.
 
+pub mod alerts;
+pub mod chat;
 pub mod config;
 pub mod http;
 pub mod net;
