@@ -13,8 +13,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::{
-    presence,
-    state::{Mac, NodeName, Room},
+    alerts, presence,
+    state::{InvalidValue, Mac, NodeName, Quantity, Room},
 };
 
 /// The documented default configuration, printed by `officemesh config default`. A test
@@ -66,6 +66,9 @@ api_token = ""
 # A name the chat bot answers to, besides this node's name: "bloo, who's at the office?".
 # Empty: only the node's name.
 name = "bloo"
+# An incoming-webhook URL (Slack, Mattermost, a Discord webhook's /slack address, ...) that
+# receives every alert this node raises as POST {"text": "..."}. Empty: none.
+webhook_url = ""
 
 [state]
 # How long network-map rows, withdrawn bindings, cleared alerts, silent sensors and silent
@@ -73,6 +76,30 @@ name = "bloo"
 # rows are forgotten this long after a node last saw it (a binding to a person stays until
 # the person withdraws it).
 retention_days = 7
+
+[alerts]
+# The rules this node checks against its own sensors' readings (docs/alerts.md). Without any
+# [[alerts.rule]] the one below applies; `rule = []` here turns alerts off. In a rule of your
+# own, a key left out takes: room every room, hysteresis 0, for_s 0, repeat_s 0, message
+# "the {room} {quantity} is at {value}.".
+[[alerts.rule]]
+# What the rule watches: temperature, humidity, sound, co2, light or pressure.
+quantity = "temperature"
+# Only sensors in this room. Empty: every room.
+room = ""
+# Raise the alert at or above this value, in the quantity's unit (°C, %, dB, ppm, lx, hPa).
+# For a low limit write `below = ...` instead: exactly one of the two.
+above = 24.0
+# How far back past the threshold the value must come before the alert clears, so a value
+# hovering at the threshold is announced once.
+hysteresis = 0.5
+# How long, in seconds, the condition must hold before the alert is raised.
+for_s = 300
+# Announce a still-raised alert again after this many seconds. 0: once per crossing.
+repeat_s = 0
+# What is announced. Placeholders: {room}, {value} (one decimal and the unit, as 24.0°C),
+# {quantity}, {sensor}, {threshold}; {{ and }} for braces.
+message = "the {room} temperature is at {value}. You might want to turn the AC on."
 
 [presence]
 # Watch which devices are on the network (the kernel's neighbour table) and share them.
@@ -93,6 +120,7 @@ ignore = []
 # answer: every consider_home_s / 2, one empty UDP datagram to the discard port of each host
 # address, which makes the kernel ask it for its MAC. Empty: nothing is ever sent.
 refresh_subnets = []
+
 # Chat adapters: each is optional and fails on its own (see docs/chat.md).
 
 [slack]
@@ -130,6 +158,7 @@ struct RawConfig {
     bot: RawBot,
     state: RawState,
     presence: RawPresence,
+    alerts: RawAlerts,
     slack: RawSlack,
     matrix: RawMatrix,
 }
@@ -217,12 +246,15 @@ impl Default for RawHttp {
 struct RawBot {
     /// A name the bot answers to besides the node's; empty for none.
     name: String,
+    /// Outgoing webhook for alerts; empty for none.
+    webhook_url: String,
 }
 
 impl Default for RawBot {
     fn default() -> Self {
         RawBot {
             name: "bloo".into(),
+            webhook_url: String::new(),
         }
     }
 }
@@ -270,6 +302,152 @@ impl Default for RawPresence {
     }
 }
 
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields, default)]
+struct RawAlerts {
+    /// The rules; `None` (no `[[alerts.rule]]`) for the default rule, empty for none.
+    rule: Option<Vec<RawRule>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+struct RawRule {
+    /// Quantity name; required.
+    quantity: String,
+    /// Only this room; empty for every room.
+    room: String,
+    /// Raised at or above.
+    above: Option<f64>,
+    /// Raised at or below.
+    below: Option<f64>,
+    /// Clear margin, in the quantity's unit.
+    hysteresis: f64,
+    /// How long the condition must hold, seconds.
+    for_s: u64,
+    /// Announce again after, seconds; 0 for never.
+    repeat_s: u64,
+    /// Message template.
+    message: String,
+}
+
+impl Default for RawRule {
+    fn default() -> Self {
+        RawRule {
+            quantity: String::new(),
+            room: String::new(),
+            above: None,
+            below: None,
+            hysteresis: 0.0,
+            for_s: 0,
+            repeat_s: 0,
+            message: "the {room} {quantity} is at {value}.".into(),
+        }
+    }
+}
+
+impl RawRule {
+    /// The rule that applies when none is configured: the one in [`DEFAULT_CONFIG`].
+    fn default_rule() -> Self {
+        RawRule {
+            quantity: "temperature".into(),
+            above: Some(24.0),
+            hysteresis: 0.5,
+            for_s: 300,
+            message: "the {room} temperature is at {value}. You might want to turn the AC on."
+                .into(),
+            ..RawRule::default()
+        }
+    }
+}
+
+/// Longest `for_s` and `repeat_s` accepted: a week.
+const MAX_RULE_SECONDS: u64 = 7 * 24 * 3600;
+
+/// Validates `[[alerts.rule]]` (the default rule when there is none) and `[bot] webhook_url`.
+fn alerts_and_webhook(
+    alerts: RawAlerts,
+    bot: &RawBot,
+) -> Result<(Vec<alerts::Rule>, Option<String>), ConfigError> {
+    let raw_rules = alerts.rule.unwrap_or_else(|| vec![RawRule::default_rule()]);
+    let mut rules = Vec::with_capacity(raw_rules.len());
+    for (index, raw) in raw_rules.into_iter().enumerate() {
+        // Numbered from 1, as people count the [[alerts.rule]] blocks of their file.
+        let at = |field: &str, message: String| ConfigError::InvalidAt {
+            key: format!("alerts.rule[{}].{field}", index + 1),
+            message,
+        };
+        if raw.quantity.trim().is_empty() {
+            return Err(at(
+                "quantity",
+                "missing: say which quantity the rule watches".into(),
+            ));
+        }
+        let quantity: Quantity = raw
+            .quantity
+            .parse()
+            .map_err(|error: InvalidValue| at("quantity", error.to_string()))?;
+        let room = match raw.room.trim() {
+            "" => None,
+            room => Some(Room::new(room).map_err(|error| at("room", error.to_string()))?),
+        };
+        let threshold = match (raw.above, raw.below) {
+            (Some(value), None) => ("above", alerts::Threshold::Above(value)),
+            (None, Some(value)) => ("below", alerts::Threshold::Below(value)),
+            (Some(_), Some(_)) => {
+                return Err(at(
+                    "below",
+                    "give either `above` or `below`, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(at("above", "missing: give `above` or `below`".into()));
+            }
+        };
+        let (field, threshold) = threshold;
+        quantity
+            .check(threshold.value())
+            .map_err(|error| at(field, error.to_string()))?;
+        if !raw.hysteresis.is_finite() || raw.hysteresis < 0.0 {
+            return Err(at(
+                "hysteresis",
+                format!("{} is not a finite number at least 0", raw.hysteresis),
+            ));
+        }
+        for (field, seconds) in [("for_s", raw.for_s), ("repeat_s", raw.repeat_s)] {
+            if seconds > MAX_RULE_SECONDS {
+                return Err(at(
+                    field,
+                    format!("{seconds} s is more than a week ({MAX_RULE_SECONDS} s)"),
+                ));
+            }
+        }
+        let message =
+            alerts::Template::parse(&raw.message).map_err(|error| at("message", error))?;
+        rules.push(alerts::Rule {
+            quantity,
+            room,
+            trigger: alerts::Trigger {
+                threshold,
+                hysteresis: raw.hysteresis,
+                hold_ms: raw.for_s * 1000,
+                repeat_ms: (raw.repeat_s > 0).then_some(raw.repeat_s * 1000),
+            },
+            message,
+            id: String::new(),
+        });
+    }
+    alerts::assign_ids(&mut rules);
+    let webhook_url = match bot.webhook_url.trim() {
+        "" => None,
+        url => Some(
+            crate::chat::webhook::parse_url(url)
+                .map_err(|message| invalid("bot.webhook_url", message))?
+                .to_string(),
+        ),
+    };
+    Ok((rules, webhook_url))
+}
+
 /// A configuration error, naming the key (or file) at fault.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -282,6 +460,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
+    /// A key inside an array, like `alerts.rule[2].above`.
+    #[error("{key}: {message}")]
+    InvalidAt { key: String, message: String },
 }
 
 fn invalid(key: &'static str, message: impl fmt::Display) -> ConfigError {
@@ -329,6 +510,10 @@ pub struct Config {
     pub retention: Duration,
     pub bot: BotConfig,
     pub presence: presence::Settings,
+    /// The alert rules this node evaluates over its own sensors.
+    pub alert_rules: Vec<alerts::Rule>,
+    /// Where this node posts the alerts it raises; `None`: nowhere.
+    pub webhook_url: Option<String>,
     /// An artificial latency on every network link, for benchmarks; not in the file, never
     /// set by the command line. `None`: no delay.
     pub link_delay: Option<crate::net::LinkDelay>,
@@ -479,6 +664,7 @@ impl Config {
                 }
             },
         };
+        let (alert_rules, webhook_url) = alerts_and_webhook(raw.alerts, &raw.bot)?;
         Ok(Config {
             name,
             room,
@@ -497,6 +683,8 @@ impl Config {
             retention: Duration::from_secs(raw.state.retention_days * 24 * 3600),
             bot,
             presence: presence_settings(raw.presence)?,
+            alert_rules,
+            webhook_url,
             link_delay: None,
             slack: validate_slack(raw.slack)?,
             matrix: validate_matrix(raw.matrix)?,
@@ -923,6 +1111,87 @@ mod tests {
                 .contains(&"00:1a:2b:3c:4d:5e".parse().unwrap())
         );
         assert_eq!(presence.refresh_subnets[0].to_string(), "192.168.1.0/24");
+    }
+
+    #[test]
+    fn alert_rules_and_the_webhook() {
+        let default = Config::from_toml("").unwrap();
+        assert_eq!(default.alert_rules.len(), 1);
+        assert_eq!(default.alert_rules[0].id, "temperature-above-24");
+        assert_eq!(default.alert_rules[0].trigger.hold_ms, 300_000);
+        assert!(default.webhook_url.is_none());
+        let none = Config::from_toml("[alerts]\nrule = []\n").unwrap();
+        assert!(none.alert_rules.is_empty());
+        let two = Config::from_toml(
+            "[[alerts.rule]]\nquantity = \"co2\"\nabove = 1000\nroom = \"lab\"\n\
+             [[alerts.rule]]\nquantity = \"humidity\"\nbelow = 30\nrepeat_s = 3600\n\
+             [bot]\nwebhook_url = \"https://hooks.example.com/services/T0/B0/x\"\n",
+        )
+        .unwrap();
+        assert_eq!(two.alert_rules.len(), 2);
+        assert_eq!(two.alert_rules[0].room.as_ref().unwrap().as_str(), "lab");
+        assert_eq!(two.alert_rules[1].trigger.repeat_ms, Some(3_600_000));
+        assert_eq!(
+            two.webhook_url.as_deref(),
+            Some("https://hooks.example.com/services/T0/B0/x")
+        );
+    }
+
+    #[test]
+    fn bad_alert_rules_name_the_key() {
+        let ok = "[[alerts.rule]]\nquantity = \"temperature\"\nabove = 24\n";
+        let cases = [
+            (
+                "quantity = \"warmth\"\nabove = 1\n",
+                "alerts.rule[2].quantity",
+            ),
+            ("above = 1\n", "alerts.rule[2].quantity: missing"),
+            ("quantity = \"co2\"\n", "alerts.rule[2].above: missing"),
+            (
+                "quantity = \"co2\"\nabove = 1\nbelow = 2\n",
+                "alerts.rule[2].below",
+            ),
+            (
+                "quantity = \"humidity\"\nabove = 140\n",
+                "alerts.rule[2].above",
+            ),
+            ("quantity = \"co2\"\nbelow = -1\n", "alerts.rule[2].below"),
+            (
+                "quantity = \"co2\"\nabove = 1\nhysteresis = -1\n",
+                "alerts.rule[2].hysteresis",
+            ),
+            (
+                "quantity = \"co2\"\nabove = 1\nfor_s = 99999999\n",
+                "alerts.rule[2].for_s",
+            ),
+            (
+                "quantity = \"co2\"\nabove = 1\nrepeat_s = 99999999\n",
+                "alerts.rule[2].repeat_s",
+            ),
+            (
+                "quantity = \"co2\"\nabove = 1\nroom = \"\\u0007\"\n",
+                "alerts.rule[2].room",
+            ),
+            (
+                "quantity = \"co2\"\nabove = 1\nmessage = \"{rom}\"\n",
+                "alerts.rule[2].message",
+            ),
+            (
+                "quantity = \"co2\"\nabove = 1\ncolour = 1\n",
+                "unknown field `colour`",
+            ),
+        ];
+        for (rule, expected) in cases {
+            check_error(&format!("{ok}[[alerts.rule]]\n{rule}"), expected);
+        }
+        check_error(
+            "[bot]\nwebhook_url = \"hooks.example.com\"\n",
+            "bot.webhook_url",
+        );
+        check_error(
+            "[bot]\nwebhook_url = \"ftp://example.com/x\"\n",
+            "bot.webhook_url",
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for the map of the modules.
 
+pub mod alerts;
 pub mod bot;
 pub mod chat;
 pub mod config;

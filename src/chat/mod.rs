@@ -4,10 +4,12 @@
 //! rate limit is logged in one clear line and retried with backoff, and never reaches the
 //! rest of the node. An adapter knows nothing about the bot or the alerts: it gets an
 //! [`Asker`] that turns a question into a reply, and a bounded receiver of alert texts to post,
-//! and runs until its cancellation token fires.
+//! and runs until its cancellation token fires. The outgoing webhook (`webhook.rs`) only posts
+//! alerts.
 
 pub mod matrix;
 pub mod slack;
+pub mod webhook;
 
 use std::{
     collections::{HashSet, VecDeque},

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use self::view::{OfficeView, PeerView};
+pub use self::view::{AlertView, OfficeView, PeerView};
 use crate::{
     bot::{AskError, Bot},
     node::office::{OfficeError, OfficeHandle, Write, physical_ms},
@@ -66,6 +66,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/health", get(health))
         .route("/api/state", get(state))
         .route("/api/peers", get(peers))
+        .route("/api/alerts", get(alerts))
         .route("/api/events", get(events))
         .route("/api/invite", get(invite))
         .route("/api/readings", post(post_reading))
@@ -210,6 +211,11 @@ async fn state(State(api): State<Arc<Api>>) -> Json<OfficeView> {
         physical_ms(),
         api.consider_home_ms,
     ))
+}
+
+/// `GET /api/alerts`: active and recently cleared alerts, from any node.
+async fn alerts(State(api): State<Arc<Api>>) -> Json<Vec<AlertView>> {
+    Json(view::alert_views(&api.office.view()))
 }
 
 async fn peers(State(api): State<Arc<Api>>) -> Json<Vec<PeerView>> {

@@ -197,18 +197,7 @@ impl OfficeView {
                 devices: person.devices.iter().map(ToString::to_string).collect(),
             })
             .collect();
-        let alerts = replica
-            .latest::<Alert>()
-            .map(|(id, alert): (&AlertId, &Alert)| AlertView {
-                node: id.node.to_string(),
-                id: id.name.to_string(),
-                room: alert.room.to_string(),
-                quantity: alert.quantity.name(),
-                message: alert.message.to_string(),
-                raised_at_ms: alert.raised_at_ms,
-                cleared_at_ms: alert.cleared_at_ms,
-            })
-            .collect();
+        let alerts = alert_views(replica);
         OfficeView {
             node: replica.id().to_string(),
             rooms: rooms.into_values().collect(),
@@ -218,4 +207,36 @@ impl OfficeView {
             alerts,
         }
     }
+}
+
+/// The alerts of the office, for `GET /api/alerts`: active ones first, then the cleared ones
+/// still kept; newest raised first within each.
+pub fn alert_views(replica: &Replica) -> Vec<AlertView> {
+    let mut alerts: Vec<AlertView> = replica
+        .latest::<Alert>()
+        .map(|(id, alert): (&AlertId, &Alert)| AlertView {
+            node: id.node.to_string(),
+            id: id.name.to_string(),
+            room: alert.room.to_string(),
+            quantity: alert.quantity.name(),
+            message: alert.message.to_string(),
+            raised_at_ms: alert.raised_at_ms,
+            cleared_at_ms: alert.cleared_at_ms,
+        })
+        .collect();
+    alerts.sort_by(|a, b| {
+        (
+            a.cleared_at_ms.is_some(),
+            std::cmp::Reverse(a.raised_at_ms),
+            &a.node,
+            &a.id,
+        )
+            .cmp(&(
+                b.cleared_at_ms.is_some(),
+                std::cmp::Reverse(b.raised_at_ms),
+                &b.node,
+                &b.id,
+            ))
+    });
+    alerts
 }

@@ -1,6 +1,7 @@
 //! The wiring of one office node: the office actor, the network, the store, the HTTP API and
 //! the sensors, each a task owned here and stopped by one shutdown signal.
 
+pub mod alerts;
 pub mod demo;
 pub mod office;
 
@@ -19,6 +20,8 @@ use tracing::{info, warn};
 use self::office::{Identity, Office, OfficeHandle, Outgoing, Persist, physical_ms};
 use crate::{
     bot::Bot,
+    alerts::Evaluator,
+    chat::webhook::{self, Webhook},
     config::Config,
     http::{self, Api, PeerSource, PeerView},
     net::{self, JoinToken, Net, NetEvent, NetHandle, SwarmKey, Verdict},
@@ -264,6 +267,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             shutdown.clone(),
         ));
     }
+    spawn_alerts(&mut tasks, &config, office_handle.clone(), &shutdown)?;
     info!(node = %node_id, %http, room = %config.room, "node running");
     Ok(RunningNode {
         node_id,
@@ -274,6 +278,28 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         office: office_handle,
         tasks,
     })
+}
+
+/// The alert task and, when one is configured, the webhook it announces to.
+fn spawn_alerts(
+    tasks: &mut JoinSet<()>,
+    config: &Config,
+    office: OfficeHandle,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let sink = match &config.webhook_url {
+        Some(url) => {
+            let webhook = Webhook::new(url)
+                .map_err(|message| anyhow::anyhow!("bot.webhook_url: {message}"))?;
+            let (sender, queue) = mpsc::channel(webhook::QUEUE_CAPACITY);
+            tasks.spawn(webhook.run(queue, shutdown.clone()));
+            Some(sender)
+        }
+        None => None,
+    };
+    let evaluator = Evaluator::new(config.alert_rules.clone());
+    tasks.spawn(alerts::run(office, evaluator, sink, shutdown.clone()));
+    Ok(())
 }
 
 /// Pushes each local delta to the network, in the publish batch or at once.

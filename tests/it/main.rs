@@ -1,5 +1,6 @@
 //! The one integration-test binary: tests at the boundaries of the crate.
 
+mod alerts;
 mod binary;
 mod bot;
 mod chat_matrix;

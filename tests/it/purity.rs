@@ -240,6 +240,33 @@ fn the_bot_reply_does_no_io() {
     );
 }
 
+#[test]
+fn the_alert_rules_do_no_io() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/alerts");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    assert!(
+        files.len() >= 2,
+        "found only {files:?} under {}",
+        root.display()
+    );
+    let found: Vec<String> = files
+        .iter()
+        .flat_map(|file| {
+            let source = std::fs::read_to_string(file).unwrap();
+            violations(&source)
+                .into_iter()
+                .map(|violation| format!("{}: {violation}", file.display()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "src/alerts/ must do no I/O:\n{}",
+        found.join("\n")
+    );
+}
+
 /// Checks which lines of `source` the scanner flags, by line number.
 fn check(source: &str, flagged_lines: &[usize]) {
     let found: Vec<usize> = violations(source)
