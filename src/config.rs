@@ -12,7 +12,10 @@ use std::{
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::state::{NodeName, Room};
+use crate::{
+    sensors::SensorsConfig,
+    state::{NodeName, Room},
+};
 
 /// The documented default configuration, printed by `officemesh config default`. A test
 /// parses it, so it stays valid.
@@ -59,6 +62,23 @@ listen = "127.0.0.1:7878"
 # generated into <data_dir>/api-token.
 api_token = ""
 
+[sensors]
+# Where hwmon (class/hwmon), IIO (bus/iio/devices) and 1-wire (bus/w1/devices) sensors are
+# read from; another directory lets tests and unusual systems feed a tree of their own.
+sysfs_root = "/sys"
+# Sensor sources, one [[sensors.source]] table each. None listed: the node auto-detects the
+# hwmon, IIO and 1-wire sensors under sysfs_root and reports them in its room (see what it
+# finds with `officemesh sensors`). Every kind and its keys are in docs/sensors.md. E.g.:
+#
+# [[sensors.source]]
+# kind = "w1"               # hwmon, iio, w1, command, zigbee2mqtt, tasmota or mqtt
+# device = "28-0316a2797f1c" # the device (here a DS18B20's 1-wire id)
+# id = "window"             # the sensor id of its readings; default from the device
+# room = "meeting room"     # default: this node's room
+# interval_ms = 30000       # how often it is read (MQTT: how often the device reports)
+# offset = -0.5             # calibration added to every value, in °C, %, hPa, ppm, lx, dB
+# quantity = "temperature"  # what it measures, for kinds that cannot tell
+
 [state]
 # How long network-map rows, withdrawn bindings, cleared alerts, silent sensors and silent
 # nodes are kept after their last write.
@@ -73,6 +93,7 @@ struct RawConfig {
     network: RawNetwork,
     http: RawHttp,
     state: RawState,
+    sensors: crate::sensors::config::RawSensors,
 }
 
 #[derive(Deserialize, Debug)]
@@ -178,6 +199,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
+    /// A key whose path is built at validation time (`sensors.source[2].topic`).
+    #[error("{key}: {message}")]
+    InvalidAt { key: String, message: String },
 }
 
 fn invalid(key: &'static str, message: impl fmt::Display) -> ConfigError {
@@ -223,6 +247,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub api_token: Option<String>,
     pub retention: Duration,
+    /// `[sensors]`: the sysfs root and the configured sources.
+    pub sensors: SensorsConfig,
     /// An artificial latency on every network link, for benchmarks; not in the file, never
     /// set by the command line. `None`: no delay.
     pub link_delay: Option<crate::net::LinkDelay>,
@@ -348,6 +374,7 @@ impl Config {
                 ),
             ));
         }
+        let sensors = raw.sensors.validate()?;
         Ok(Config {
             name,
             room,
@@ -364,6 +391,7 @@ impl Config {
             http_listen,
             api_token,
             retention: Duration::from_secs(raw.state.retention_days * 24 * 3600),
+            sensors,
             link_delay: None,
         })
     }
@@ -437,6 +465,7 @@ mod tests {
         assert_eq!(config.sync_interval, Duration::from_secs(10));
         assert_eq!(config.retention, Duration::from_secs(7 * 24 * 3600));
         assert!(config.mdns && !config.sim && config.name.is_none() && config.api_token.is_none());
+        assert_eq!(config.sensors, SensorsConfig::default());
         // Every default written in the file is the one the code applies without it.
         assert_eq!(format!("{config:?}"), format!("{empty:?}"));
     }

@@ -12,13 +12,13 @@ use std::{
 
 use serde_json::Value;
 
-const TOKEN: &str = "binary-test-token-0123456789";
+pub const TOKEN: &str = "binary-test-token-0123456789";
 
 /// How long the office may take to converge on loopback.
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A port the system just handed out; free unless something grabs it in between.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -126,7 +126,7 @@ impl Drop for Node {
 }
 
 /// A minimal HTTP/1.1 request; the body of a 2xx answer, else an error.
-fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Result<String, String> {
+pub fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Result<String, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|error| error.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -152,7 +152,7 @@ fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Result<St
 }
 
 /// Polls `check` until it succeeds or the deadline passes.
-fn wait_for(what: &str, mut check: impl FnMut() -> Result<(), String>) {
+pub fn wait_for(what: &str, mut check: impl FnMut() -> Result<(), String>) {
     let start = Instant::now();
     loop {
         match check() {
@@ -185,7 +185,7 @@ fn wait_for_reading(node: &Node, sensor: &str, value: f64) {
     );
 }
 
-fn write_key(path: &Path, fill: u8) {
+pub fn write_key(path: &Path, fill: u8) {
     let hex: String = std::iter::repeat_n(format!("{fill:02x}"), 32).collect();
     std::fs::write(path, format!("/key/swarm/psk/1.0.0/\n/base16/\n{hex}\n")).unwrap();
 }

@@ -5,6 +5,7 @@ mod mdns;
 mod net;
 mod office;
 mod purity;
+mod sensors;
 mod sim;
 mod state_laws;
 mod state_rules;
