@@ -273,7 +273,7 @@ fn run_sensors(args: &SensorsArgs) -> Result<()> {
                 .map(|sample| {
                     format!(
                         "{} {} {}",
-                        sample.sensor,
+                        sample.quantity,
                         sample.value,
                         sample.quantity.unit()
                     )

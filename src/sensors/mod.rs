@@ -179,33 +179,26 @@ impl Source {
     /// Reads a polled source once (files off the async threads: a 1-wire read blocks for
     /// most of a second).
     pub async fn read_once(&self, root: &Path) -> Result<Vec<Measured>, ReadError> {
-        let root = root.to_owned();
-        let blocking = |read: Box<dyn FnOnce(&Path) -> Result<Measured, ReadError> + Send>| async move {
-            tokio::task::spawn_blocking(move || read(&root))
-                .await
-                .unwrap_or_else(|error| {
-                    Err(ReadError::Missing(format!("the read failed: {error}")))
-                })
-                .map(|measured| vec![measured])
-        };
         match &self.kind {
-            Kind::Hwmon(channel) => {
-                let channel = channel.clone();
-                blocking(Box::new(move |root| channel.read(root))).await
+            Kind::Command(command) => return command.read().await.map(|measured| vec![measured]),
+            Kind::Mqtt(_) => {
+                return Err(ReadError::Unsupported(
+                    "an MQTT source is listened to, not read",
+                ));
             }
-            Kind::Iio(channel) => {
-                let channel = channel.clone();
-                blocking(Box::new(move |root| channel.read(root))).await
-            }
-            Kind::W1(probe) => {
-                let probe = probe.clone();
-                blocking(Box::new(move |root| probe.read(root))).await
-            }
-            Kind::Command(command) => command.read().await.map(|measured| vec![measured]),
-            Kind::Mqtt(_) => Err(ReadError::Unsupported(
-                "an MQTT source is listened to, not read",
-            )),
+            Kind::Hwmon(_) | Kind::Iio(_) | Kind::W1(_) => {}
         }
+        let kind = self.kind.clone();
+        let root = root.to_owned();
+        tokio::task::spawn_blocking(move || match &kind {
+            Kind::Hwmon(channel) => channel.read(&root),
+            Kind::Iio(channel) => channel.read(&root),
+            Kind::W1(probe) => probe.read(&root),
+            Kind::Command(_) | Kind::Mqtt(_) => unreachable!("handled above"),
+        })
+        .await
+        .unwrap_or_else(|error| Err(ReadError::Missing(format!("the read failed: {error}"))))
+        .map(|measured| vec![measured])
     }
 }
 
