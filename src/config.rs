@@ -66,6 +66,8 @@ api_token = ""
 # Where hwmon (class/hwmon), IIO (bus/iio/devices) and 1-wire (bus/w1/devices) sensors are
 # read from; another directory lets tests and unusual systems feed a tree of their own.
 sysfs_root = "/sys"
+# With no source listed, detect hwmon, IIO and 1-wire sensors under sysfs_root.
+auto_detect = true
 # Sensor sources, one [[sensors.source]] table each. None listed: the node auto-detects the
 # hwmon, IIO and 1-wire sensors under sysfs_root and reports them in its room (see what it
 # finds with `officemesh sensors`). Every kind and its keys are in docs/sensors.md. E.g.:

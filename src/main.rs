@@ -257,8 +257,13 @@ fn run_sensors(args: &SensorsArgs) -> Result<()> {
     let (lines, detection) = runtime()?.block_on(sensors::survey(&config.sensors, &config.room));
     match &detection {
         Some(_) => println!(
-            "no sources configured; auto-detected under {}:",
-            config.sensors.sysfs_root.display()
+            "no sources configured; auto-detected under {}{}:",
+            config.sensors.sysfs_root.display(),
+            if config.sensors.auto_detect {
+                ""
+            } else {
+                " (sensors.auto_detect is off: a node will not read them)"
+            }
         ),
         None => println!("configured sources:"),
     }

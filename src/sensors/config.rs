@@ -48,6 +48,8 @@ pub fn default_interval(kind: &str) -> Duration {
 pub struct RawSensors {
     /// Where sysfs is mounted.
     sysfs_root: String,
+    /// Detect sensors under sysfs_root when no source is listed.
+    auto_detect: bool,
     /// The configured sources; none: auto-detect.
     source: Vec<RawSource>,
 }
@@ -56,6 +58,7 @@ impl Default for RawSensors {
     fn default() -> Self {
         RawSensors {
             sysfs_root: DEFAULT_SYSFS_ROOT.into(),
+            auto_detect: true,
             source: Vec::new(),
         }
     }
@@ -107,7 +110,9 @@ pub struct RawSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SensorsConfig {
     pub sysfs_root: PathBuf,
-    /// Empty: auto-detect under `sysfs_root`.
+    /// Detect sensors under `sysfs_root` when `sources` is empty.
+    pub auto_detect: bool,
+    /// Empty: auto-detect under `sysfs_root`, if `auto_detect`.
     pub sources: Vec<Source>,
 }
 
@@ -115,6 +120,7 @@ impl Default for SensorsConfig {
     fn default() -> Self {
         SensorsConfig {
             sysfs_root: PathBuf::from(DEFAULT_SYSFS_ROOT),
+            auto_detect: true,
             sources: Vec::new(),
         }
     }
@@ -148,6 +154,7 @@ impl RawSensors {
         }
         Ok(SensorsConfig {
             sysfs_root,
+            auto_detect: self.auto_detect,
             sources,
         })
     }

@@ -445,10 +445,10 @@ pub fn detect(root: &Path) -> Detection {
     detection
 }
 
-/// The sources a node runs: the configured ones or, when none are configured, the detected
-/// ones (logged).
+/// The sources a node runs: the configured ones or, when none are configured and
+/// `auto_detect` is on, the detected ones (logged).
 pub fn sources(config: &SensorsConfig) -> Vec<Source> {
-    if !config.sources.is_empty() {
+    if !config.sources.is_empty() || !config.auto_detect {
         return config.sources.clone();
     }
     let detection = detect(&config.sysfs_root);

@@ -137,6 +137,7 @@ async fn auto_detection_reads_a_fake_sysfs_tree_and_drops_bad_probes() {
     let sys = FakeSys::office();
     let config = SensorsConfig {
         sysfs_root: sys.root(),
+        auto_detect: true,
         sources: Vec::new(),
     };
     let (survey, detection) = sensors::survey(&config, &room("lab")).await;
