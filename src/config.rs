@@ -13,8 +13,9 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::{
+    presence,
     sensors::SensorsConfig,
-    state::{NodeName, Room},
+    state::{Mac, NodeName, Room},
 };
 
 /// The documented default configuration, printed by `officemesh config default`. A test
@@ -80,11 +81,37 @@ auto_detect = true
 # interval_ms = 30000       # how often it is read (MQTT: how often the device reports)
 # offset = -0.5             # calibration added to every value, in °C, %, hPa, ppm, lx, dB
 # quantity = "temperature"  # what it measures, for kinds that cannot tell
+[bot]
+# A name the chat bot answers to, besides this node's name: "bloo, who's at the office?".
+# Empty: only the node's name.
+name = "bloo"
 
 [state]
 # How long network-map rows, withdrawn bindings, cleared alerts, silent sensors and silent
-# nodes are kept after their last write.
+# nodes are kept after their last write. For presence this is the privacy rule: a device's
+# rows are forgotten this long after a node last saw it (a binding to a person stays until
+# the person withdraws it).
 retention_days = 7
+
+[presence]
+# Watch which devices are on the network (the kernel's neighbour table) and share them.
+# Reading the table sends nothing; false: this node writes no network-map rows.
+enabled = true
+# How often the neighbour table is read, in milliseconds.
+interval_ms = 15000
+# A device counts as present while some node saw it within this many seconds (as Home
+# Assistant's consider_home). At least the scan interval.
+consider_home_s = 180
+# Read this file, in /proc/net/arp format, instead of asking the kernel over netlink.
+# Empty: netlink.
+arp_table = ""
+# MACs never recorded: routers, printers, access points, the other nodes. This node's own
+# interfaces are always left out.
+ignore = []
+# IPv4 subnets (CIDR, at most 1024 host addresses in all) to nudge so that silent devices
+# answer: every consider_home_s / 2, one empty UDP datagram to the discard port of each host
+# address, which makes the kernel ask it for its MAC. Empty: nothing is ever sent.
+refresh_subnets = []
 "#;
 
 /// The file as written. Every field is optional; missing ones take the defaults above.
@@ -94,8 +121,10 @@ struct RawConfig {
     node: RawNode,
     network: RawNetwork,
     http: RawHttp,
+    bot: RawBot,
     state: RawState,
     sensors: crate::sensors::config::RawSensors,
+    presence: RawPresence,
 }
 
 #[derive(Deserialize, Debug)]
@@ -178,6 +207,21 @@ impl Default for RawHttp {
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields, default)]
+struct RawBot {
+    /// A name the bot answers to besides the node's; empty for none.
+    name: String,
+}
+
+impl Default for RawBot {
+    fn default() -> Self {
+        RawBot {
+            name: "bloo".into(),
+        }
+    }
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
 struct RawState {
     /// Retention of expiring entries, days.
     retention_days: u64,
@@ -186,6 +230,36 @@ struct RawState {
 impl Default for RawState {
     fn default() -> Self {
         RawState { retention_days: 7 }
+    }
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, default)]
+struct RawPresence {
+    /// Watch the network for devices.
+    enabled: bool,
+    /// Time between two scans, milliseconds.
+    interval_ms: u64,
+    /// How long a device stays present after it was last seen, seconds.
+    consider_home_s: u64,
+    /// A file in /proc/net/arp format to read instead of netlink; empty for netlink.
+    arp_table: String,
+    /// MACs never recorded.
+    ignore: Vec<String>,
+    /// IPv4 subnets to nudge; empty sends nothing.
+    refresh_subnets: Vec<String>,
+}
+
+impl Default for RawPresence {
+    fn default() -> Self {
+        RawPresence {
+            enabled: true,
+            interval_ms: 15_000,
+            consider_home_s: crate::node::CONSIDER_HOME_MS / 1000,
+            arp_table: String::new(),
+            ignore: Vec::new(),
+            refresh_subnets: Vec::new(),
+        }
     }
 }
 
@@ -251,9 +325,18 @@ pub struct Config {
     pub retention: Duration,
     /// `[sensors]`: the sysfs root and the configured sources.
     pub sensors: SensorsConfig,
+    pub bot: BotConfig,
+    pub presence: presence::Settings,
     /// An artificial latency on every network link, for benchmarks; not in the file, never
     /// set by the command line. `None`: no delay.
     pub link_delay: Option<crate::net::LinkDelay>,
+}
+
+/// The chat bot's settings (`[bot]`).
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    /// A name the bot answers to besides the node's; `None` for none.
+    pub name: Option<NodeName>,
 }
 
 /// Shortest publish and sync intervals accepted: faster only burns the network and SD card.
@@ -377,6 +460,20 @@ impl Config {
             ));
         }
         let sensors = raw.sensors.validate()?;
+        let bot = BotConfig {
+            name: match raw.bot.name.trim() {
+                "" => None,
+                bot_name if !bot_name.chars().any(char::is_alphanumeric) => {
+                    return Err(invalid(
+                        "bot.name",
+                        format!("{bot_name:?} has no letter or digit to be called by"),
+                    ));
+                }
+                bot_name => {
+                    Some(NodeName::new(bot_name).map_err(|error| invalid("bot.name", error))?)
+                }
+            },
+        };
         Ok(Config {
             name,
             room,
@@ -394,9 +491,81 @@ impl Config {
             api_token,
             retention: Duration::from_secs(raw.state.retention_days * 24 * 3600),
             sensors,
+            bot,
+            presence: presence_settings(raw.presence)?,
             link_delay: None,
         })
     }
+}
+
+/// Longest `presence.consider_home_s` accepted: a day. Presence is about who is in now.
+const MAX_CONSIDER_HOME_S: u64 = 24 * 3600;
+
+fn presence_settings(raw: RawPresence) -> Result<presence::Settings, ConfigError> {
+    let interval = interval("presence.interval_ms", raw.interval_ms)?;
+    if raw.consider_home_s == 0 || raw.consider_home_s > MAX_CONSIDER_HOME_S {
+        return Err(invalid(
+            "presence.consider_home_s",
+            format!(
+                "{} is not between 1 and {MAX_CONSIDER_HOME_S}",
+                raw.consider_home_s
+            ),
+        ));
+    }
+    let consider_home = Duration::from_secs(raw.consider_home_s);
+    if consider_home < interval {
+        return Err(invalid(
+            "presence.consider_home_s",
+            format!(
+                "{} s is shorter than presence.interval_ms ({} ms): devices would turn absent between two scans",
+                raw.consider_home_s, raw.interval_ms
+            ),
+        ));
+    }
+    let ignore = raw
+        .ignore
+        .iter()
+        .map(|mac| {
+            mac.parse::<Mac>().map_err(|_| {
+                invalid(
+                    "presence.ignore",
+                    format!("{mac:?} is not a MAC address like 00:1a:2b:3c:4d:5e"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let refresh_subnets: Vec<presence::Subnet> = raw
+        .refresh_subnets
+        .iter()
+        .map(|subnet| {
+            subnet
+                .parse()
+                .map_err(|message| invalid("presence.refresh_subnets", message))
+        })
+        .collect::<Result<_, _>>()?;
+    let hosts: u64 = refresh_subnets
+        .iter()
+        .map(|subnet| u64::from(subnet.host_count()))
+        .sum();
+    if hosts > u64::from(presence::refresh::MAX_REFRESH_HOSTS) {
+        return Err(invalid(
+            "presence.refresh_subnets",
+            format!(
+                "{hosts} host addresses in all; at most {} may be refreshed",
+                presence::refresh::MAX_REFRESH_HOSTS
+            ),
+        ));
+    }
+    Ok(presence::Settings {
+        enabled: raw.enabled,
+        interval,
+        consider_home,
+        arp_table: Some(raw.arp_table.trim())
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from),
+        ignore,
+        refresh_subnets,
+    })
 }
 
 fn parse(text: &str) -> Result<RawConfig, String> {
@@ -466,8 +635,13 @@ mod tests {
         assert_eq!(config.publish_interval, Duration::from_secs(1));
         assert_eq!(config.sync_interval, Duration::from_secs(10));
         assert_eq!(config.retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(config.bot.name.as_ref().map(NodeName::as_str), Some("bloo"));
         assert!(config.mdns && !config.sim && config.name.is_none() && config.api_token.is_none());
         assert_eq!(config.sensors, SensorsConfig::default());
+        assert!(config.presence.enabled && config.presence.arp_table.is_none());
+        assert_eq!(config.presence.interval, Duration::from_secs(15));
+        assert_eq!(config.presence.consider_home, Duration::from_secs(180));
+        assert!(config.presence.ignore.is_empty() && config.presence.refresh_subnets.is_empty());
         // Every default written in the file is the one the code applies without it.
         assert_eq!(format!("{config:?}"), format!("{empty:?}"));
     }
@@ -502,6 +676,54 @@ mod tests {
         check_error("[http]\napi_token = \"short\"\n", "http.api_token");
         check_error("[state]\nretention_days = 0\n", "state.retention_days");
         check_error("[network]\nallow = [\"not a peer\"]\n", "network.allow");
+        check_error("[bot]\nname = \"!!\"\n", "bot.name");
+        check_error(
+            &format!("[bot]\nname = \"{}\"\n", "b".repeat(65)),
+            "bot.name",
+        );
+        check_error("[presence]\ninterval_ms = 10\n", "presence.interval_ms");
+        check_error(
+            "[presence]\nconsider_home_s = 0\n",
+            "presence.consider_home_s",
+        );
+        check_error(
+            "[presence]\nconsider_home_s = 5\ninterval_ms = 15000\n",
+            "presence.consider_home_s: 5 s is shorter than presence.interval_ms",
+        );
+        check_error(
+            "[presence]\nignore = [\"router\"]\n",
+            "presence.ignore: \"router\"",
+        );
+        check_error(
+            "[presence]\nrefresh_subnets = [\"10.0.0.0/16\"]\n",
+            "presence.refresh_subnets",
+        );
+        check_error(
+            "[presence]\nrefresh_subnets = [\"10.0.0.0/22\", \"10.1.0.0/24\"]\n",
+            "1276 host addresses in all",
+        );
+        check_error("[presence]\nscan = true\n", "unknown field `scan`");
+    }
+
+    #[test]
+    fn a_presence_section_is_validated_into_settings() {
+        let config = Config::from_toml(
+            "[presence]\nenabled = false\ninterval_ms = 500\nconsider_home_s = 60\n\
+             arp_table = \"/tmp/arp\"\nignore = [\"00:1A:2B:3C:4D:5E\"]\n\
+             refresh_subnets = [\"192.168.1.0/24\"]\n",
+        )
+        .unwrap();
+        let presence = config.presence;
+        assert!(!presence.enabled);
+        assert_eq!(presence.interval, Duration::from_millis(500));
+        assert_eq!(presence.consider_home, Duration::from_secs(60));
+        assert_eq!(presence.arp_table, Some(PathBuf::from("/tmp/arp")));
+        assert!(
+            presence
+                .ignore
+                .contains(&"00:1a:2b:3c:4d:5e".parse().unwrap())
+        );
+        assert_eq!(presence.refresh_subnets[0].to_string(), "192.168.1.0/24");
     }
 
     #[test]

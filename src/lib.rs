@@ -2,10 +2,12 @@
 //!
 //! See `ARCHITECTURE.md` for the map of the modules.
 
+pub mod bot;
 pub mod config;
 pub mod http;
 pub mod net;
 pub mod node;
+pub mod presence;
 pub mod sensors;
 pub mod sim;
 pub mod state;

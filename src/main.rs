@@ -36,6 +36,10 @@ enum Command {
     Demo(DemoArgs),
     /// Print a join token for another node to join this office (asks the running node).
     Invite(InviteArgs),
+    /// Ask the office bot through a running node: officemesh ask "who's at the office?"
+    Ask(AskArgs),
+    /// Talk to the office bot through a running node, one line at a time.
+    Chat(ChatArgs),
     /// Print a new swarm key file (a new office's pre-shared key).
     SwarmKey,
     /// Simulate an office of replicas in one thread, with a lossy network, partitions,
@@ -113,14 +117,45 @@ struct DemoArgs {
     http_port: u16,
 }
 
+/// How to reach a running node's API.
 #[derive(Args, Debug)]
-struct InviteArgs {
+struct NodeArgs {
     /// The running node's HTTP API.
     #[arg(long, default_value = "http://127.0.0.1:7878")]
     node: String,
+    /// The API token [default: $OFFICEMESH_API_TOKEN, else the data dir's api-token file].
+    #[arg(long)]
+    token: Option<String>,
     /// The node's data dir, where its API token is [default: ~/.local/share/officemesh].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct InviteArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Args, Debug)]
+struct AskArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Who is asking [default: $USER].
+    #[arg(long = "as", value_name = "NAME")]
+    speaker: Option<String>,
+    /// The message, as one or several words.
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
+    text: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct ChatArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Who is talking [default: $USER].
+    #[arg(long = "as", value_name = "NAME")]
+    speaker: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -170,6 +205,8 @@ fn main() -> ExitCode {
         Command::Up(args) => run_up(args),
         Command::Demo(args) => run_demo(&args),
         Command::Invite(args) => run_invite(&args),
+        Command::Ask(args) => run_ask(&args),
+        Command::Chat(args) => run_chat(&args),
         Command::SwarmKey => SwarmKey::generate()
             .map(|key| print!("{}", key.to_file()))
             .map_err(Into::into),
@@ -324,27 +361,32 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
     })
 }
 
-fn run_invite(args: &InviteArgs) -> Result<()> {
-    let token = match std::env::var("OFFICEMESH_API_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-    {
-        Some(token) => token,
-        None => {
-            let data_dir = match &args.data_dir {
-                Some(dir) => dir.clone(),
-                None => Config::load(None, &Overrides::default())?.data_dir,
-            };
-            let path = data_dir.join(node::API_TOKEN_FILE);
-            std::fs::read_to_string(&path).with_context(|| {
-                format!(
-                    "cannot read the API token {} (give --data-dir, or set OFFICEMESH_API_TOKEN)",
-                    path.display()
-                )
-            })?
-        }
+/// The API token: `--token`, else `OFFICEMESH_API_TOKEN`, else the data dir's file.
+fn api_token(args: &NodeArgs) -> Result<String> {
+    let given = args
+        .token
+        .clone()
+        .or_else(|| std::env::var("OFFICEMESH_API_TOKEN").ok());
+    if let Some(token) = given.filter(|token| !token.trim().is_empty()) {
+        return Ok(token.trim().to_owned());
+    }
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => Config::load(None, &Overrides::default())?.data_dir,
     };
-    let body = http_get(&args.node, "/api/invite", token.trim())?;
+    let path = data_dir.join(node::API_TOKEN_FILE);
+    let token = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read the API token {} (give --token or --data-dir, or set OFFICEMESH_API_TOKEN)",
+            path.display()
+        )
+    })?;
+    Ok(token.trim().to_owned())
+}
+
+fn run_invite(args: &InviteArgs) -> Result<()> {
+    let token = api_token(&args.node)?;
+    let body = http_request(&args.node.node, "GET", "/api/invite", &token, None)?;
     let invite: serde_json::Value =
         serde_json::from_str(&body).context("the node's answer is not JSON")?;
     match invite["token"].as_str() {
@@ -359,8 +401,83 @@ fn run_invite(args: &InviteArgs) -> Result<()> {
     }
 }
 
-/// A minimal HTTP/1.1 GET on a loopback or LAN node, enough for the CLI's few requests.
-fn http_get(base: &str, path: &str, token: &str) -> Result<String> {
+/// Who speaks to the bot: `--as`, else the login name.
+fn speaker(given: Option<&String>) -> Result<String> {
+    given
+        .cloned()
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|name| !name.trim().is_empty())
+        .context("who is asking? give --as NAME (USER is not set)")
+}
+
+/// Sends one message to the node's bot and returns its reply.
+fn ask(node: &NodeArgs, token: &str, speaker: &str, text: &str) -> Result<String> {
+    let request = serde_json::json!({"text": text, "speaker": speaker}).to_string();
+    let body = http_request(&node.node, "POST", "/api/ask", token, Some(&request))?;
+    let answer: serde_json::Value =
+        serde_json::from_str(&body).context("the node's answer is not JSON")?;
+    match answer["reply"].as_str() {
+        Some(reply) => Ok(reply.to_owned()),
+        None => bail!("the node answered without a reply: {body}"),
+    }
+}
+
+fn run_ask(args: &AskArgs) -> Result<()> {
+    let token = api_token(&args.node)?;
+    let speaker = speaker(args.speaker.as_ref())?;
+    println!(
+        "{}",
+        ask(&args.node, &token, &speaker, &args.text.join(" "))?
+    );
+    Ok(())
+}
+
+fn run_chat(args: &ChatArgs) -> Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _};
+    let token = api_token(&args.node)?;
+    let speaker = speaker(args.speaker.as_ref())?;
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        println!(
+            "talking to the office bot at {} as {speaker}; \"help\" lists what it answers, Ctrl-D ends",
+            args.node.node
+        );
+    }
+    let mut lines = std::io::stdin().lock().lines();
+    loop {
+        if interactive {
+            print!("> ");
+            std::io::stdout().flush()?;
+        }
+        let Some(line) = lines.next() else {
+            break;
+        };
+        let line = line.context("cannot read the terminal")?;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if matches!(text, "quit" | "exit") {
+            break;
+        }
+        // One failed question (a node restarting, a rate limit) does not end the chat.
+        match ask(&args.node, &token, &speaker, text) {
+            Ok(reply) => println!("{reply}"),
+            Err(error) => eprintln!("error: {error:#}"),
+        }
+    }
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 request to a loopback or LAN node, enough for the CLI's few requests:
+/// the body of a 200 answer, else an error with the node's message.
+fn http_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> Result<String> {
     let authority = base
         .strip_prefix("http://")
         .with_context(|| format!("--node {base:?} must start with http://"))?
@@ -368,9 +485,11 @@ fn http_get(base: &str, path: &str, token: &str) -> Result<String> {
     let mut stream = TcpStream::connect(authority)
         .with_context(|| format!("cannot reach the node at {base}: is it running?"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.unwrap_or("");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
@@ -379,7 +498,11 @@ fn http_get(base: &str, path: &str, token: &str) -> Result<String> {
         .context("malformed HTTP answer")?;
     let status = head.split_whitespace().nth(1).unwrap_or("?");
     if status != "200" {
-        bail!("the node answered {status}: {}", body.trim());
+        let message = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|error| error["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| body.trim().to_owned());
+        bail!("the node answered {status}: {message}");
     }
     Ok(body.to_owned())
 }

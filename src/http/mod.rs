@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::view::{OfficeView, PeerView};
 use crate::{
+    bot::{AskError, Bot},
     node::office::{OfficeError, OfficeHandle, Write, physical_ms},
     state::{Person, Quantity, Room, SensorId, WriteError},
 };
@@ -55,6 +56,8 @@ pub struct Api {
     pub started_at_ms: u64,
     /// How long a device counts as present after it was last seen.
     pub consider_home_ms: u64,
+    /// The office bot, for `POST /api/ask`.
+    pub bot: Bot,
 }
 
 /// The router, for serving and for tests.
@@ -67,6 +70,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/invite", get(invite))
         .route("/api/readings", post(post_reading))
         .route("/api/targets/{room}/{quantity}", put(put_target))
+        .route("/api/ask", post(ask))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
 }
@@ -327,4 +331,40 @@ async fn put_target(
     };
     api.office.write(write).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/ask`: a message for the bot. It may write (a binding, a target), so it needs
+/// the token.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AskRequest {
+    text: String,
+    speaker: String,
+}
+
+#[derive(Serialize)]
+struct AskReply {
+    reply: String,
+}
+
+async fn ask(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<AskReply>, ApiError> {
+    authorize(&api, &headers)?;
+    let request: AskRequest = parse_body(&body)?;
+    let speaker = field("speaker", Person::new(&request.speaker))?;
+    let peers = api.peers.peers().await.len();
+    match api.bot.ask(&speaker, &request.text, peers).await {
+        Ok(reply) => Ok(Json(AskReply { reply })),
+        Err(error @ AskError::TooLong { .. }) => {
+            Err(ApiError::bad_request(format!("field `text`: {error}")))
+        }
+        Err(error @ AskError::TooFast { .. }) => Err(ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: error.to_string(),
+        }),
+        Err(AskError::Office(error)) => Err(error.into()),
+    }
 }

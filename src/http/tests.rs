@@ -12,6 +12,7 @@ use tower::ServiceExt;
 
 use super::{Api, PeerSource, PeerView, router};
 use crate::{
+    bot::{Bot, CHAT_BURST, MAX_TEXT_LEN},
     node::office::{Identity, Office, Persist, physical_ms},
     state::{DEFAULT_RETENTION_MS, NodeId, NodeName, Replica, Room, Snapshot},
 };
@@ -73,6 +74,7 @@ fn fixture() -> Fixture {
     let shutdown = CancellationToken::new();
     tokio::spawn(office.run(shutdown.clone()));
     let api = Api {
+        bot: Bot::new(handle.clone(), Some("bloo".into()), 180_000),
         office: handle,
         peers: Box::new(NoPeers),
         token: TOKEN.into(),
@@ -323,4 +325,117 @@ async fn events_stream_the_state_and_its_changes() {
     .await;
     assert_eq!(status, StatusCode::CREATED);
     read_until(&mut stream, &mut seen, "desk-9", 1).await;
+}
+
+async fn ask(fixture: &Fixture, body: &str) -> (StatusCode, Value) {
+    call(&fixture.app, Method::POST, "/api/ask", Some(TOKEN), body).await
+}
+
+#[tokio::test]
+async fn the_bot_answers_from_the_state_and_its_writes_show() {
+    let fixture = fixture();
+    let reading =
+        r#"{"sensor": "desk-1", "room": "meeting room", "quantity": "temperature", "value": 22.5}"#;
+    let (status, _) = call(
+        &fixture.app,
+        Method::POST,
+        "/api/readings",
+        Some(TOKEN),
+        reading,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, answer) = ask(
+        &fixture,
+        r#"{"text": "bloo, Meeting-Room temp?", "speaker": "mendes"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let reply = answer["reply"].as_str().unwrap();
+    assert!(
+        reply.starts_with("meeting room temp is 22.5°C ("),
+        "{reply}"
+    );
+
+    let (status, answer) = ask(
+        &fixture,
+        r#"{"text": "i am 00:1a:2b:3c:4d:5e", "speaker": "mendes"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["reply"],
+        "Ok, you are 00:1a:2b:3c:4d:5e. I haven't seen that device on the network yet"
+    );
+    let (_, state) = call(&fixture.app, Method::GET, "/api/state", None, "").await;
+    assert_eq!(state["people"][0]["name"], "mendes", "{state}");
+    assert_eq!(state["people"][0]["devices"][0], "00:1a:2b:3c:4d:5e");
+
+    let (_, answer) = ask(&fixture, r#"{"text": "status", "speaker": "mendes"}"#).await;
+    assert!(
+        answer["reply"]
+            .as_str()
+            .unwrap()
+            .contains("Connected to 1 peer."),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn asking_needs_the_token_and_a_valid_body() {
+    let fixture = fixture();
+    let body = r#"{"text": "i am 00:1a:2b:3c:4d:5e", "speaker": "mendes"}"#;
+    let (status, _) = call(&fixture.app, Method::POST, "/api/ask", None, body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for (body, expected) in [
+        (
+            r#"{"text": "status"}"#.to_owned(),
+            "missing field `speaker`",
+        ),
+        (
+            r#"{"speaker": "mendes"}"#.to_owned(),
+            "missing field `text`",
+        ),
+        (
+            r#"{"text": "status", "speaker": ""}"#.to_owned(),
+            "field `speaker`",
+        ),
+        (
+            format!(
+                r#"{{"text": "{}", "speaker": "mendes"}}"#,
+                "x".repeat(MAX_TEXT_LEN + 1)
+            ),
+            "field `text`",
+        ),
+    ] {
+        let (status, error) = ask(&fixture, &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+        let message = error["error"].as_str().unwrap();
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    }
+    let (_, state) = call(&fixture.app, Method::GET, "/api/state", None, "").await;
+    assert_eq!(
+        state["people"],
+        Value::Array(Vec::new()),
+        "a refused ask wrote"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_questions_is_slowed_down() {
+    let fixture = fixture();
+    let body = r#"{"text": "status", "speaker": "mendes"}"#;
+    let mut statuses = Vec::new();
+    for _ in 0..CHAT_BURST * 2 {
+        statuses.push(ask(&fixture, body).await.0);
+    }
+    assert!(
+        statuses[..CHAT_BURST as usize]
+            .iter()
+            .all(|status| *status == StatusCode::OK)
+    );
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
 }

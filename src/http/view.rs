@@ -1,10 +1,11 @@
-//! The JSON shapes of `GET /api/state` and `GET /api/peers`, built from a replica.
+//! The JSON shapes of `GET /api/state` and `GET /api/peers`, built from the derived reads of
+//! [`crate::state::query`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::state::{Alert, AlertId, Binding, NodeInfo, Reading, Replica, Sighting, Target};
+use crate::state::{Alert, AlertId, Replica, query::Query};
 
 /// The whole office as one node sees it.
 #[derive(Serialize, Debug)]
@@ -34,6 +35,8 @@ pub struct ReadingView {
     pub unit: &'static str,
     pub measured_at_ms: u64,
     pub age_s: u64,
+    /// The sensor has been silent for longer than `STALE_READING_MS` (10 minutes).
+    pub stale: bool,
 }
 
 #[derive(Serialize, Debug)]
@@ -115,116 +118,85 @@ fn room<'a>(rooms: &'a mut BTreeMap<String, RoomView>, name: &str) -> &'a mut Ro
     })
 }
 
-fn age_s(now_ms: u64, at_ms: u64) -> u64 {
-    now_ms.saturating_sub(at_ms) / 1000
-}
-
 impl OfficeView {
     pub fn new(replica: &Replica, now_ms: u64, consider_home_ms: u64) -> OfficeView {
+        let query = Query::new(replica, now_ms, consider_home_ms);
         let mut rooms: BTreeMap<String, RoomView> = BTreeMap::new();
-        let mut nodes = Vec::new();
-        for (id, info) in replica.latest::<NodeInfo>() {
-            nodes.push(NodeView {
-                id: id.to_string(),
-                name: info.name.to_string(),
-                room: info.room.to_string(),
-                version: info.version.to_string(),
-                started_at_ms: info.started_at_ms,
-                heartbeat_ms: info.at.wall_ms,
-                age_s: age_s(now_ms, info.at.wall_ms),
-            });
-            room(&mut rooms, info.room.as_str());
-        }
-        let mut readings: Vec<(String, ReadingView)> = replica
-            .latest::<Reading>()
-            .map(|(key, reading)| {
-                (
-                    reading.room.to_string(),
-                    ReadingView {
-                        node: key.node.to_string(),
-                        sensor: key.sensor.to_string(),
-                        quantity: reading.quantity.name(),
-                        value: reading.value,
-                        unit: reading.quantity.unit(),
-                        measured_at_ms: reading.at.wall_ms,
-                        age_s: age_s(now_ms, reading.at.wall_ms),
-                    },
-                )
+        let nodes = query
+            .nodes()
+            .into_iter()
+            .map(|node| {
+                room(&mut rooms, node.info.room.as_str());
+                NodeView {
+                    id: node.id.to_string(),
+                    name: node.info.name.to_string(),
+                    room: node.info.room.to_string(),
+                    version: node.info.version.to_string(),
+                    started_at_ms: node.info.started_at_ms,
+                    heartbeat_ms: node.info.at.wall_ms,
+                    age_s: node.age_ms / 1000,
+                }
             })
             .collect();
-        readings.sort_by(|a, b| {
-            (&a.1.quantity, &a.1.node, &a.1.sensor).cmp(&(&b.1.quantity, &b.1.node, &b.1.sensor))
-        });
-        for (name, reading) in readings {
-            room(&mut rooms, &name).readings.push(reading);
+        for reading in query.readings() {
+            let view = ReadingView {
+                node: reading.key.node.to_string(),
+                sensor: reading.key.sensor.to_string(),
+                quantity: reading.reading.quantity.name(),
+                value: reading.reading.value,
+                unit: reading.reading.quantity.unit(),
+                measured_at_ms: reading.reading.at.wall_ms,
+                age_s: reading.age_ms / 1000,
+                stale: reading.stale,
+            };
+            room(&mut rooms, reading.reading.room.as_str())
+                .readings
+                .push(view);
         }
-        for (key, writes) in replica.store().targets.keys() {
-            if let Some((winner, _)) = replica.target(&key.room, key.quantity) {
-                let concurrent = writes
-                    .values()
-                    .filter(|target| *target != winner)
-                    .map(|target: &Target| ConcurrentTarget {
-                        value: target.value,
-                        set_by: target.set_by.to_string(),
-                        set_at_ms: target.at.wall_ms,
+        for target in query.targets() {
+            let view = TargetView {
+                quantity: target.key.quantity.name(),
+                value: target.winner.value,
+                unit: target.key.quantity.unit(),
+                set_by: target.winner.set_by.to_string(),
+                set_at_ms: target.winner.at.wall_ms,
+                concurrent: target
+                    .concurrent
+                    .iter()
+                    .map(|other| ConcurrentTarget {
+                        value: other.value,
+                        set_by: other.set_by.to_string(),
+                        set_at_ms: other.at.wall_ms,
                     })
-                    .collect();
-                let view = TargetView {
-                    quantity: key.quantity.name(),
-                    value: winner.value,
-                    unit: key.quantity.unit(),
-                    set_by: winner.set_by.to_string(),
-                    set_at_ms: winner.at.wall_ms,
-                    concurrent,
-                };
-                room(&mut rooms, key.room.as_str()).targets.push(view);
-            }
+                    .collect(),
+            };
+            room(&mut rooms, target.key.room.as_str())
+                .targets
+                .push(view);
         }
-
-        // Devices: every observer's rows for a MAC, merged; present if any saw it recently.
-        let mut devices: BTreeMap<String, DeviceView> = BTreeMap::new();
-        for (key, sighting) in replica.latest::<Sighting>() {
-            let mac = key.mac.to_string();
-            let device = devices.entry(mac.clone()).or_insert_with(|| DeviceView {
-                mac,
-                ip: sighting.ip.to_string(),
-                present: false,
-                last_seen_ms: 0,
-                age_s: 0,
-                seen_by: Vec::new(),
-                randomized: key.mac.is_locally_administered(),
-                people: Vec::new(),
-            });
-            if sighting.at.wall_ms >= device.last_seen_ms {
-                device.last_seen_ms = sighting.at.wall_ms;
-                device.ip = sighting.ip.to_string();
-            }
-            device.seen_by.push(key.observer.to_string());
-        }
-        for device in devices.values_mut() {
-            device.age_s = age_s(now_ms, device.last_seen_ms);
-            device.present = now_ms.saturating_sub(device.last_seen_ms) <= consider_home_ms;
-        }
-        let mut people: BTreeMap<String, PersonView> = BTreeMap::new();
-        let mut bound: BTreeSet<(String, String)> = BTreeSet::new();
-        for (key, writes) in replica.store().people.keys() {
-            if writes.values().any(|binding: &Binding| binding.bound) {
-                bound.insert((key.person.to_string(), key.mac.to_string()));
-            }
-        }
-        for (person, mac) in bound {
-            let present = devices.get(&mac).is_some_and(|device| device.present);
-            if let Some(device) = devices.get_mut(&mac) {
-                device.people.push(person.clone());
-            }
-            let entry = people.entry(person.clone()).or_insert_with(|| PersonView {
-                name: person,
-                present: false,
-                devices: Vec::new(),
-            });
-            entry.present |= present;
-            entry.devices.push(mac);
-        }
+        let devices = query
+            .devices()
+            .into_iter()
+            .map(|device| DeviceView {
+                mac: device.mac.to_string(),
+                ip: device.ip.to_string(),
+                present: device.present,
+                last_seen_ms: device.last_seen_ms,
+                age_s: device.age_ms / 1000,
+                seen_by: device.seen_by.iter().map(ToString::to_string).collect(),
+                randomized: device.randomized(),
+                people: device.people.iter().map(ToString::to_string).collect(),
+            })
+            .collect();
+        let people = query
+            .people()
+            .into_iter()
+            .map(|person| PersonView {
+                name: person.name.to_string(),
+                present: person.present,
+                devices: person.devices.iter().map(ToString::to_string).collect(),
+            })
+            .collect();
         let alerts = replica
             .latest::<Alert>()
             .map(|(id, alert): (&AlertId, &Alert)| AlertView {
@@ -240,8 +212,8 @@ impl OfficeView {
         OfficeView {
             node: replica.id().to_string(),
             rooms: rooms.into_values().collect(),
-            devices: devices.into_values().collect(),
-            people: people.into_values().collect(),
+            devices,
+            people,
             nodes,
             alerts,
         }

@@ -18,15 +18,17 @@ use tracing::{info, warn};
 
 use self::office::{Identity, Office, OfficeHandle, Outgoing, Persist, physical_ms};
 use crate::{
+    bot::Bot,
     config::Config,
     http::{self, Api, PeerSource, PeerView},
     net::{self, JoinToken, Net, NetEvent, NetHandle, SwarmKey, Verdict},
-    sensors,
+    presence, sensors,
     state::{NodeId, NodeName, Replica, Snapshot},
     store::{DEFAULT_HISTORY_RETENTION_MS, DEFAULT_ROLLUP_RETENTION_MS, HistoryRow, Store},
 };
 
-/// How long a device counts as present after a node last saw it (Home Assistant's default).
+/// How long a device counts as present after a node last saw it, unless `[presence]
+/// consider_home_s` says otherwise (Home Assistant's default).
 pub const CONSIDER_HOME_MS: u64 = 180_000;
 
 /// The name of the generated API token file in the data dir.
@@ -206,6 +208,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             )
         })?;
     let http = listener.local_addr()?;
+    let consider_home_ms = config.presence.consider_home.as_millis() as u64;
     let api = Arc::new(Api {
         office: office_handle.clone(),
         peers: Box::new(NetPeers {
@@ -214,7 +217,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         }),
         token: api_token,
         started_at_ms,
-        consider_home_ms: CONSIDER_HOME_MS,
+        consider_home_ms,
+        bot: Bot::new(
+            office_handle.clone(),
+            config.bot.name.as_ref().map(ToString::to_string),
+            consider_home_ms,
+        ),
     });
 
     let mut tasks = JoinSet::new();
@@ -258,6 +266,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         info!(
             "no sensors configured or detected; list them under [sensors] (docs/sensors.md) or run with --sim for simulated ones"
         );
+    }
+    if config.presence.enabled {
+        tasks.spawn(presence::run(
+            office_handle.clone(),
+            config.presence.clone(),
+            shutdown.clone(),
+        ));
     }
     info!(node = %node_id, %http, room = %config.room, "node running");
     Ok(RunningNode {

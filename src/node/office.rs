@@ -81,9 +81,9 @@ pub enum Write {
         person: Person,
         mac: Mac,
     },
-    Sighting {
-        mac: Mac,
-        ip: IpAddr,
+    /// Devices this node saw in one scan, written as one delta.
+    Sightings {
+        seen: Vec<(Mac, IpAddr)>,
     },
     RaiseAlert {
         name: AlertName,
@@ -100,7 +100,7 @@ impl Write {
     /// Writes a person made (chat, HTTP) and alerts go out at once; readings and sightings
     /// wait for the next publish batch.
     fn urgent(&self) -> bool {
-        !matches!(self, Write::Reading { .. } | Write::Sighting { .. })
+        !matches!(self, Write::Reading { .. } | Write::Sightings { .. })
     }
 }
 
@@ -296,6 +296,11 @@ impl<P: Persist> Office<P> {
                     if let Err(error) = self.persist.prune_history(physical_ms()) {
                         warn!(%error, "cannot prune the reading history; retrying in an hour");
                     }
+                    // Merges expire entries too, but a node without peers must also forget
+                    // the devices it saw (privacy).
+                    if self.replica.expire(physical_ms()) > 0 {
+                        self.changed();
+                    }
                 }
             }
         }
@@ -366,7 +371,13 @@ impl<P: Persist> Office<P> {
             } => replica.set_target(room, quantity, value, &unit, set_by, now),
             Write::Bind { person, mac } => replica.bind(person, mac, now),
             Write::Unbind { person, mac } => replica.unbind(person, mac, now),
-            Write::Sighting { mac, ip } => replica.observe_device(mac, ip, now),
+            Write::Sightings { seen } => {
+                let mut batch = Delta::default();
+                for (mac, ip) in seen {
+                    batch.join(&replica.observe_device(mac, ip, now)?);
+                }
+                Ok(batch)
+            }
             Write::RaiseAlert {
                 name,
                 room,
@@ -532,5 +543,45 @@ mod tests {
             *recorder.saves.lock().unwrap() >= 2,
             "the first save and the last one"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_without_peers_forgets_devices_after_the_retention() {
+        let identity = Identity {
+            name: NodeName::new("pi").unwrap(),
+            room: Room::new("lab").unwrap(),
+            started_at_ms: 0,
+        };
+        // A zero retention: every sighting has expired by the next hourly pass.
+        let replica = Replica::new(NodeId::new("12D3KooWExpiry").unwrap(), 0);
+        let (office, handle, _outbox) =
+            Office::new(replica, identity, Recorder::default()).unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(office.run(shutdown.clone()));
+        let seen = vec![
+            (
+                "00:1a:2b:3c:4d:5e".parse().unwrap(),
+                "192.0.2.10".parse().unwrap(),
+            ),
+            (
+                "f2:c6:75:56:2f:91".parse().unwrap(),
+                "192.0.2.11".parse().unwrap(),
+            ),
+        ];
+        handle.write(Write::Sightings { seen }).await.unwrap();
+        assert_eq!(
+            handle.view().store().network.len(),
+            2,
+            "one batch, two rows"
+        );
+        // With time paused, the next pass runs as soon as the actor is idle.
+        tokio::time::sleep(PRUNE_INTERVAL + SAVE_INTERVAL).await;
+        assert_eq!(
+            handle.view().store().network.len(),
+            0,
+            "no merge needed to forget"
+        );
+        shutdown.cancel();
+        task.await.unwrap();
     }
 }

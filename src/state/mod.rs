@@ -13,6 +13,7 @@ mod clock;
 mod dot;
 mod dotmap;
 mod entries;
+pub mod query;
 mod values;
 
 use std::{collections::BTreeMap, fmt};

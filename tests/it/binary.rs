@@ -26,14 +26,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-struct Node {
+pub struct Node {
     child: Child,
-    http_port: u16,
+    pub http_port: u16,
     p2p_port: u16,
 }
 
 impl Node {
-    fn start(
+    pub fn start(
         data_dir: &Path,
         key: &Path,
         room: &str,
@@ -70,12 +70,12 @@ impl Node {
         node
     }
 
-    fn state(&self) -> Value {
+    pub fn state(&self) -> Value {
         let body = request(self.http_port, "GET", "/api/state", None).expect("state answers");
         serde_json::from_str(&body).expect("state is JSON")
     }
 
-    fn post_reading(&self, sensor: &str, room: &str, value: f64) {
+    pub fn post_reading(&self, sensor: &str, room: &str, value: f64) {
         let body = format!(
             r#"{{"sensor": "{sensor}", "room": "{room}", "quantity": "temperature", "value": {value}}}"#
         );

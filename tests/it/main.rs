@@ -1,9 +1,11 @@
 //! The one integration-test binary: tests at the boundaries of the crate.
 
 mod binary;
+mod bot;
 mod mdns;
 mod net;
 mod office;
+mod presence;
 mod purity;
 mod sensors;
 mod sim;

@@ -225,6 +225,21 @@ fn the_state_core_does_no_io() {
     );
 }
 
+#[test]
+fn the_bot_reply_does_no_io() {
+    // The bot's answers are a pure function of the state, like the core: the table of
+    // cases in src/bot/tests.rs depends on it.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bot/reply.rs");
+    let source = std::fs::read_to_string(&path).unwrap();
+    assert!(source.contains("pub fn reply("), "{} moved", path.display());
+    let found = violations(&source);
+    assert!(
+        found.is_empty(),
+        "src/bot/reply.rs must do no I/O:\n{}",
+        found.join("\n")
+    );
+}
+
 /// Checks which lines of `source` the scanner flags, by line number.
 fn check(source: &str, flagged_lines: &[usize]) {
     let found: Vec<usize> = violations(source)
