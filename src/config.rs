@@ -14,6 +14,7 @@ use thiserror::Error;
 
 use crate::{
     alerts, presence,
+    sensors::SensorsConfig,
     state::{InvalidValue, Mac, NodeName, Quantity, Room},
 };
 
@@ -62,6 +63,24 @@ listen = "127.0.0.1:7878"
 # generated into <data_dir>/api-token.
 api_token = ""
 
+[sensors]
+# Where hwmon (class/hwmon), IIO (bus/iio/devices) and 1-wire (bus/w1/devices) sensors are
+# read from; another directory lets tests and unusual systems feed a tree of their own.
+sysfs_root = "/sys"
+# With no source listed, detect hwmon, IIO and 1-wire sensors under sysfs_root.
+auto_detect = true
+# Sensor sources, one [[sensors.source]] table each. None listed: the node auto-detects the
+# hwmon, IIO and 1-wire sensors under sysfs_root and reports them in its room (see what it
+# finds with `officemesh sensors`). Every kind and its keys are in docs/sensors.md. E.g.:
+#
+# [[sensors.source]]
+# kind = "w1"               # hwmon, iio, w1, command, zigbee2mqtt, tasmota or mqtt
+# device = "28-0316a2797f1c" # the device (here a DS18B20's 1-wire id)
+# id = "window"             # the sensor id of its readings; default from the device
+# room = "meeting room"     # default: this node's room
+# interval_ms = 30000       # how often it is read (MQTT: how often the device reports)
+# offset = -0.5             # calibration added to every value, in °C, %, hPa, ppm, lx, dB
+# quantity = "temperature"  # what it measures, for kinds that cannot tell
 [bot]
 # A name the chat bot answers to, besides this node's name: "bloo, who's at the office?".
 # Empty: only the node's name.
@@ -157,6 +176,7 @@ struct RawConfig {
     http: RawHttp,
     bot: RawBot,
     state: RawState,
+    sensors: crate::sensors::config::RawSensors,
     presence: RawPresence,
     alerts: RawAlerts,
     slack: RawSlack,
@@ -460,7 +480,7 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
-    /// A key inside an array, like `alerts.rule[2].above`.
+    /// A key inside an array, like `alerts.rule[2].above` or `sensors.source[2].topic`.
     #[error("{key}: {message}")]
     InvalidAt { key: String, message: String },
 }
@@ -508,6 +528,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub api_token: Option<String>,
     pub retention: Duration,
+    /// `[sensors]`: the sysfs root and the configured sources.
+    pub sensors: SensorsConfig,
     pub bot: BotConfig,
     pub presence: presence::Settings,
     /// The alert rules this node evaluates over its own sensors.
@@ -650,6 +672,7 @@ impl Config {
                 ),
             ));
         }
+        let sensors = raw.sensors.validate()?;
         let bot = BotConfig {
             name: match raw.bot.name.trim() {
                 "" => None,
@@ -681,6 +704,7 @@ impl Config {
             http_listen,
             api_token,
             retention: Duration::from_secs(raw.state.retention_days * 24 * 3600),
+            sensors,
             bot,
             presence: presence_settings(raw.presence)?,
             alert_rules,
@@ -1015,6 +1039,7 @@ mod tests {
         assert_eq!(config.retention, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(config.bot.name.as_ref().map(NodeName::as_str), Some("bloo"));
         assert!(config.mdns && !config.sim && config.name.is_none() && config.api_token.is_none());
+        assert_eq!(config.sensors, SensorsConfig::default());
         assert!(config.presence.enabled && config.presence.arp_table.is_none());
         assert_eq!(config.presence.interval, Duration::from_secs(15));
         assert_eq!(config.presence.consider_home, Duration::from_secs(180));

@@ -14,6 +14,7 @@ use officemesh::{
     config::{Config, Overrides},
     net::SwarmKey,
     node::{self, demo},
+    sensors,
     sim::{self, SimConfig},
 };
 use tokio_util::sync::CancellationToken;
@@ -47,6 +48,9 @@ enum Command {
     /// The documented configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the sensors this node would read (configured, else auto-detected) with a
+    /// current reading of each.
+    Sensors(SensorsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,6 +94,17 @@ struct UpArgs {
     /// Simulated sensors in this node's room.
     #[arg(long)]
     sim: bool,
+}
+
+#[derive(Args, Debug)]
+struct SensorsArgs {
+    /// A TOML config file; its [node] room and [sensors] section are used.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Look for hwmon, IIO and 1-wire sensors under this directory [default: the config's
+    /// sensors.sysfs_root, /sys].
+    #[arg(long)]
+    sysfs_root: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -196,6 +211,7 @@ fn main() -> ExitCode {
             .map(|key| print!("{}", key.to_file()))
             .map_err(Into::into),
         Command::Sim(args) => run_sim(&args),
+        Command::Sensors(args) => run_sensors(&args),
         Command::Config(ConfigCommand::Default) => {
             print!("{}", officemesh::config::DEFAULT_CONFIG);
             Ok(())
@@ -266,6 +282,61 @@ fn run_up(args: UpArgs) -> Result<()> {
         info!("stopped");
         Ok(())
     })
+}
+
+fn run_sensors(args: &SensorsArgs) -> Result<()> {
+    // The table is the output; a failing source's warning would repeat its line.
+    init_logging("error");
+    let mut config = Config::load(args.config.as_deref(), &Overrides::default())?;
+    if let Some(root) = &args.sysfs_root {
+        config.sensors.sysfs_root.clone_from(root);
+    }
+    let (lines, detection) = runtime()?.block_on(sensors::survey(&config.sensors, &config.room));
+    match &detection {
+        Some(_) => println!(
+            "no sources configured; auto-detected under {}{}:",
+            config.sensors.sysfs_root.display(),
+            if config.sensors.auto_detect {
+                ""
+            } else {
+                " (sensors.auto_detect is off: a node will not read them)"
+            }
+        ),
+        None => println!("configured sources:"),
+    }
+    if lines.is_empty() {
+        println!("  none (list sources under [sensors] in the config: see docs/sensors.md)");
+    }
+    for line in &lines {
+        let reading = match &line.readings {
+            Ok(samples) if samples.is_empty() => "no reading".to_owned(),
+            Ok(samples) => samples
+                .iter()
+                .map(|sample| {
+                    format!(
+                        "{} {} {}",
+                        sample.quantity,
+                        sample.value,
+                        sample.quantity.unit()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(error) => format!("no reading: {error}"),
+        };
+        println!(
+            "  {:<28} {:<11} room {:<14} {reading}\n  {:<28} from {}",
+            line.source.id,
+            line.source.kind_name(),
+            line.room.as_str(),
+            "",
+            line.source.describe()
+        );
+    }
+    for skipped in detection.iter().flat_map(|detection| &detection.skipped) {
+        println!("  skipped {skipped}");
+    }
+    Ok(())
 }
 
 fn run_demo(args: &DemoArgs) -> Result<()> {

@@ -83,6 +83,8 @@ pub async fn start(
         config.room = Room::new(&room)?;
         config.data_dir = dir.join(format!("node-{}", index + 1));
         config.sim = true;
+        // This machine's real sensors are in none of the demo's rooms.
+        config.sensors.auto_detect = false;
         config.mdns = false;
         config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
         config.peers = addresses.clone();

@@ -257,8 +257,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             seed,
             shutdown.clone(),
         ));
-    } else {
-        info!("no sensors configured; run with --sim for simulated ones");
+    }
+    let sources = sensors::spawn(
+        &mut tasks,
+        &config.sensors,
+        &config.room,
+        office_handle.clone(),
+        &shutdown,
+    );
+    if sources == 0 && !config.sim {
+        info!(
+            "no sensors configured or detected; list them under [sensors] (docs/sensors.md) or run with --sim for simulated ones"
+        );
     }
     if config.presence.enabled {
         tasks.spawn(presence::run(

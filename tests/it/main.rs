@@ -10,6 +10,7 @@ mod net;
 mod office;
 mod presence;
 mod purity;
+mod sensors;
 mod sim;
 mod state_laws;
 mod state_rules;
