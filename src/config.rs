@@ -226,6 +226,8 @@ pub struct Config {
     /// An artificial latency on every network link, for benchmarks; not in the file, never
     /// set by the command line. `None`: no delay.
     pub link_delay: Option<crate::net::LinkDelay>,
+    /// The gossipsub mesh, for benchmarks that compare settings; not in the file.
+    pub gossip: crate::net::GossipTuning,
 }
 
 /// Shortest publish and sync intervals accepted: faster only burns the network and SD card.
@@ -365,6 +367,7 @@ impl Config {
             api_token,
             retention: Duration::from_secs(raw.state.retention_days * 24 * 3600),
             link_delay: None,
+            gossip: crate::net::GossipTuning::OFFICE,
         })
     }
 }

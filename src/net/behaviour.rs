@@ -58,6 +58,68 @@ const HEARTBEAT_INITIAL_DELAY: Duration = Duration::from_millis(500);
 const INVALID_MESSAGE_WEIGHT: f64 = -10.0;
 const INVALID_MESSAGE_DECAY: f64 = 0.5;
 
+/// How gossipsub spreads a message: the mesh it pushes along, and the lazy gossip (IHAVE)
+/// around it. An office is tens of nodes on one LAN, so the defaults are chosen for that,
+/// not for libp2p's public networks of thousands (D = 6, up to 12 mesh peers).
+///
+/// A mesh of degree d on N nodes costs about N (d − 1) transmissions per published
+/// message: every node forwards a new message to its mesh peers but the one it came from.
+/// The measured trade-off at 25 nodes (docs/benchmarks.md, "Dissemination") is what picked
+/// D = 3, kept between 2 and 4 (libp2p: 6, between 5 and 12):
+/// - messages: about half of the default's per reading, since nearly every link of a small
+///   office is a mesh link under the default bounds (a node accepts grafts up to 12);
+/// - latency: within the goals, since a LAN has few hops to cover and IHAVE gossip reaches
+///   non-mesh peers every heartbeat;
+/// - robustness: with at least 2 mesh peers (mesh_n_low) one dead node does not cut anyone
+///   off the mesh, and the heartbeat (every second) grafts a replacement once it notices;
+///   a message lost meanwhile arrives by IHAVE/IWANT or, at worst, the next sync (10 s).
+///   A thinner mesh (d = 2 is a line or a ring) would let one dead node partition the push
+///   path until the next heartbeat, and would stretch the path to tens of hops.
+///
+/// IDONTWANT (gossipsub 1.2) costs one control message per mesh peer for each message
+/// received, to save a duplicate of it; for an office's deltas of a few hundred bytes that
+/// is a loss, so it is kept for messages of at least a gossip page's worth
+/// ([`IDONTWANT_MIN_BYTES`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GossipTuning {
+    /// D: the mesh degree the heartbeat aims for.
+    pub mesh_n: usize,
+    /// D_lo: fewer mesh peers than this, and the heartbeat grafts more.
+    pub mesh_n_low: usize,
+    /// D_hi: more than this (grafts accepted from others), and it prunes down to D.
+    pub mesh_n_high: usize,
+    /// Non-mesh peers sent IHAVE gossip at each heartbeat, at least.
+    pub gossip_lazy: usize,
+}
+
+impl GossipTuning {
+    /// What an office node runs; see the type's documentation for why.
+    pub const OFFICE: GossipTuning = GossipTuning {
+        mesh_n: 3,
+        mesh_n_low: 2,
+        mesh_n_high: 4,
+        gossip_lazy: 3,
+    };
+
+    /// libp2p-gossipsub 0.50's defaults, for comparison.
+    pub const LIBP2P_DEFAULT: GossipTuning = GossipTuning {
+        mesh_n: 6,
+        mesh_n_low: 5,
+        mesh_n_high: 12,
+        gossip_lazy: 6,
+    };
+}
+
+impl Default for GossipTuning {
+    fn default() -> Self {
+        GossipTuning::OFFICE
+    }
+}
+
+/// Gossip messages at least this large are announced with IDONTWANT to mesh peers
+/// (gossipsub's default: 1000 bytes, which a batch of a few readings reaches).
+const IDONTWANT_MIN_BYTES: usize = GOSSIP_PAGE_BYTES / 4;
+
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     /// Refuses connections beyond the limits; first, so nothing else sees them.
@@ -77,6 +139,7 @@ pub struct BehaviourConfig<'a> {
     pub mdns: bool,
     pub allow_list: Option<&'a HashSet<PeerId>>,
     pub max_peers: u32,
+    pub gossip: GossipTuning,
 }
 
 impl Behaviour {
@@ -119,7 +182,7 @@ impl Behaviour {
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             allow: allow.into(),
-            gossipsub: gossipsub(config.keypair)?,
+            gossipsub: gossipsub(config.keypair, config.gossip)?,
             mdns: mdns.into(),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
@@ -130,8 +193,15 @@ impl Behaviour {
 
 /// Gossipsub with strict signing, validation by the application, content-addressed message
 /// ids, a bounded message size, and peer scoring so that invalid messages cost their sender.
-fn gossipsub(keypair: &Keypair) -> Result<gossipsub::Behaviour, NetError> {
+fn gossipsub(keypair: &Keypair, tuning: GossipTuning) -> Result<gossipsub::Behaviour, NetError> {
     let config = gossipsub::ConfigBuilder::default()
+        .mesh_n(tuning.mesh_n)
+        .mesh_n_low(tuning.mesh_n_low)
+        .mesh_n_high(tuning.mesh_n_high)
+        // At most half of D, as gossipsub requires; 2 (its default) once D allows it.
+        .mesh_outbound_min((tuning.mesh_n / 2).clamp(1, 2))
+        .gossip_lazy(tuning.gossip_lazy)
+        .idontwant_message_size_threshold(IDONTWANT_MIN_BYTES)
         .validation_mode(ValidationMode::Strict)
         .validate_messages()
         .max_transmit_size(MAX_GOSSIP_TRANSMIT_BYTES)
