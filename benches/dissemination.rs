@@ -62,7 +62,9 @@ const LINK_DELAY: Duration = Duration::from_millis(100);
 const DIALS_PER_NODE: usize = 3;
 const SENSORS: usize = 10;
 const TICK: Duration = Duration::from_secs(10);
-const MESH_DEADLINE: Duration = Duration::from_secs(60);
+/// Longer than gossipsub's prune backoff (60 s): in a thin mesh a node pruned by all its
+/// peers at start-up waits that long before it may graft again.
+const MESH_DEADLINE: Duration = Duration::from_secs(120);
 /// A reading not everywhere this long after its POST counts as lost.
 const VISIBLE_DEADLINE: Duration = Duration::from_secs(15);
 const SEED: u64 = 0x0ff1ce;
@@ -211,6 +213,7 @@ fn main() -> Result<()> {
     for plan in &plans {
         let outcome = runtime.block_on(run(plan))?;
         print_kinds(&outcome);
+        print_row(&outcome);
         outcomes.push(outcome);
     }
     println!(
