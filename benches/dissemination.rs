@@ -107,29 +107,22 @@ impl Mode {
     }
 }
 
-/// The meshes compared: libp2p's default and thinner ones, by degree D.
+/// The meshes compared: libp2p's default, and thinner targets D (with D_lo = D - 1).
+/// D_hi stays at 12 in every one: a node whose mesh is full refuses the GRAFT of a peer
+/// that dialed it, and in an office where some nodes are dialed by many (the first ones
+/// here, every node with mDNS) a low D_hi left late nodes out of the mesh for good.
 fn tuning(degree: usize) -> Result<GossipTuning> {
-    Ok(match degree {
-        6 => GossipTuning::LIBP2P_DEFAULT,
-        4 => GossipTuning {
-            mesh_n: 4,
-            mesh_n_low: 3,
-            mesh_n_high: 6,
-            gossip_lazy: 4,
-        },
-        3 => GossipTuning {
-            mesh_n: 3,
-            mesh_n_low: 2,
-            mesh_n_high: 4,
-            gossip_lazy: 3,
-        },
-        2 => GossipTuning {
-            mesh_n: 2,
-            mesh_n_low: 1,
-            mesh_n_high: 3,
-            gossip_lazy: 2,
-        },
-        other => bail!("no mesh of degree {other} to compare (2, 3, 4 or 6)"),
+    if !(2..=6).contains(&degree) {
+        bail!("no mesh of degree {degree} to compare (2 to 6)");
+    }
+    if degree == 6 {
+        return Ok(GossipTuning::LIBP2P_DEFAULT);
+    }
+    Ok(GossipTuning {
+        mesh_n: degree,
+        mesh_n_low: degree - 1,
+        mesh_n_high: GossipTuning::LIBP2P_DEFAULT.mesh_n_high,
+        gossip_lazy: degree,
     })
 }
 

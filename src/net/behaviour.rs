@@ -95,10 +95,10 @@ pub struct GossipTuning {
 impl GossipTuning {
     /// What an office node runs; see the type's documentation for why.
     pub const OFFICE: GossipTuning = GossipTuning {
-        mesh_n: 4,
-        mesh_n_low: 3,
-        mesh_n_high: 6,
-        gossip_lazy: 4,
+        mesh_n: 3,
+        mesh_n_low: 2,
+        mesh_n_high: 12,
+        gossip_lazy: 3,
     };
 
     /// libp2p-gossipsub 0.50's defaults, for comparison.
