@@ -60,26 +60,29 @@ const INVALID_MESSAGE_DECAY: f64 = 0.5;
 
 /// How gossipsub spreads a message: the mesh it pushes along, and the lazy gossip (IHAVE)
 /// around it. An office is tens of nodes on one LAN, so the defaults are chosen for that,
-/// not for libp2p's public networks of thousands (D = 6, up to 12 mesh peers).
+/// not for libp2p's public networks of thousands (D = 6, D_lo = 5, D_hi = 12).
 ///
-/// A mesh of degree d on N nodes costs about N (d − 1) transmissions per published
-/// message: every node forwards a new message to its mesh peers but the one it came from.
-/// The measured trade-off at 25 nodes (docs/benchmarks.md, "Dissemination") is what picked
-/// D = 3, kept between 2 and 4 (libp2p: 6, between 5 and 12):
-/// - messages: about half of the default's per reading, since nearly every link of a small
-///   office is a mesh link under the default bounds (a node accepts grafts up to 12);
-/// - latency: within the goals, since a LAN has few hops to cover and IHAVE gossip reaches
-///   non-mesh peers every heartbeat;
-/// - robustness: with at least 2 mesh peers (mesh_n_low) one dead node does not cut anyone
-///   off the mesh, and the heartbeat (every second) grafts a replacement once it notices;
-///   a message lost meanwhile arrives by IHAVE/IWANT or, at worst, the next sync (10 s).
-///   A thinner mesh (d = 2 is a line or a ring) would let one dead node partition the push
-///   path until the next heartbeat, and would stretch the path to tens of hops.
+/// A mesh where node i has d_i mesh peers carries each published message about
+/// sum(d_i - 1) + 1 times: every node forwards a new message to its mesh peers but the one
+/// it came from. Measured at 25 nodes with 100 ms links (docs/benchmarks.md,
+/// "Dissemination"), immediate publish: 99 transmissions per message at libp2p's defaults,
+/// 92 at D = 4, 72 at D = 3, each thinner mesh also faster under load. So D = 3, D_lo = 2:
+/// - robustness: with at least 2 mesh peers, one dead node cuts nobody off the push path;
+///   the heartbeat (every second) grafts a replacement, and a message lost meanwhile comes
+///   by IHAVE/IWANT or, at worst, the next sync (10 s). D = 2 (a line or a ring, about
+///   25 transmissions) would let one dead node split the push path and stretch it to tens of
+///   hops of latency;
+/// - D_hi stays at 12: a node whose mesh is at D_hi refuses the GRAFT of a peer that dialed
+///   it (with a 60 s backoff), and with D_hi lowered to 4 or 6 the nodes that only dial
+///   (late joiners, whose peers are dialed by many) were left out of the mesh for good in
+///   the benchmark. With 12, a node grafts up to D itself and takes grafts from others, so
+///   the mesh is denser than D but complete;
+/// - gossip_lazy = D: IHAVE every heartbeat to a few non-mesh peers, the in-gossipsub repair
+///   (about 2 messages per reading at 25 nodes).
 ///
 /// IDONTWANT (gossipsub 1.2) costs one control message per mesh peer for each message
-/// received, to save a duplicate of it; for an office's deltas of a few hundred bytes that
-/// is a loss, so it is kept for messages of at least a gossip page's worth
-/// ([`IDONTWANT_MIN_BYTES`]).
+/// received, to save a duplicate of it; for an office's deltas of a few hundred bytes to a
+/// few KiB that is a loss, so it is kept for messages of at least [`IDONTWANT_MIN_BYTES`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GossipTuning {
     /// D: the mesh degree the heartbeat aims for.

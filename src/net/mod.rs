@@ -81,7 +81,7 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 pub const MAX_SYNC_PAGES: usize = 64;
 
 /// Peers a node keeps connections to. An office is tens of nodes; gossipsub keeps the
-/// fan-out of a publish at about 6 whatever this is.
+/// fan-out of a publish near its mesh degree (see [`GossipTuning`]) whatever this is.
 pub const MAX_PEERS: u32 = 64;
 
 /// Consecutive failed pings after which a connection is closed: the peer is gone (a Pi
