@@ -492,7 +492,7 @@ mod tests {
     #[test]
     fn gossipsub_rpcs_are_counted_by_kind_after_the_negotiation() {
         let header = [ms("/multistream/1.0.0\n"), ms("/meshsub/1.2.0\n")].concat();
-        let publish = vec![5, 2 << 3 | 2, 3, 1, 2, 3];
+        let publish = [5, 2 << 3 | 2, 3, 1, 2, 3];
         let counts = check(
             true,
             &[
