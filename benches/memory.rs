@@ -54,6 +54,9 @@ fn config(dir: &Path, name: &str, peers: Vec<String>) -> Result<Config> {
     config.room = Room::new(&format!("room {name}"))?;
     config.data_dir = dir.join(name);
     config.mdns = false;
+    // The state the bench builds is the only state measured.
+    config.sensors.auto_detect = false;
+    config.presence.enabled = false;
     config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
     config.peers = peers;
     config.swarm_key_file = Some(dir.join("swarm.key"));

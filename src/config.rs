@@ -539,6 +539,8 @@ pub struct Config {
     /// An artificial latency on every network link, for benchmarks; not in the file, never
     /// set by the command line. `None`: no delay.
     pub link_delay: Option<crate::net::LinkDelay>,
+    /// The gossipsub mesh, for benchmarks that compare settings; not in the file.
+    pub gossip: crate::net::GossipTuning,
     /// The Slack adapter, when enabled.
     pub slack: Option<SlackConfig>,
     /// The Matrix adapter, when enabled.
@@ -712,6 +714,7 @@ impl Config {
             link_delay: None,
             slack: validate_slack(raw.slack)?,
             matrix: validate_matrix(raw.matrix)?,
+            gossip: crate::net::GossipTuning::OFFICE,
         })
     }
 }

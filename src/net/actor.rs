@@ -27,9 +27,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{
-    COMMAND_QUEUE, EVENT_QUEUE, MAX_PENDING_REPLIES, MAX_PING_FAILURES, MAX_SYNC_PAGES, NetCommand,
-    NetConfig, NetError, NetEvent, NetHandle, Origin, PeerInfo, REDIAL_BACKOFF_MAX,
-    REDIAL_BACKOFF_MIN, REPLY_TIMEOUT, Refusal, SyncError, SyncSummary, Verdict,
+    COMMAND_QUEUE, DEFAULT_PUBLISH_INTERVAL, EVENT_QUEUE, MAX_PENDING_REPLIES, MAX_PING_FAILURES,
+    MAX_SYNC_PAGES, NetCommand, NetConfig, NetError, NetEvent, NetHandle, Origin, PeerInfo,
+    REDIAL_BACKOFF_MAX, REDIAL_BACKOFF_MIN, REPLY_TIMEOUT, Refusal, SyncError, SyncSummary,
+    Verdict,
     behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, GOSSIP_PAGE_BYTES, STATE_TOPIC},
     node_id,
     paging::{self, Cursor},
@@ -163,6 +164,7 @@ impl Net {
             mdns: config.mdns,
             allow_list: config.allow_list.as_ref(),
             max_peers: config.max_peers,
+            gossip: config.gossip,
         })?;
         // Connections stay open while the office runs: an idle timeout would close quiet
         // connections and empty the gossipsub mesh. Dead peers are found by ping instead.
@@ -233,7 +235,12 @@ impl Net {
 
     /// Runs until `cancel` fires or the node drops its events receiver.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut publish_tick = ticker(self.publish_interval);
+        // With no batching every delta goes out as it comes; the tick then finds nothing.
+        let mut publish_tick = ticker(if self.publish_interval.is_zero() {
+            DEFAULT_PUBLISH_INTERVAL
+        } else {
+            self.publish_interval
+        });
         let mut sync_tick = ticker(self.sync_interval);
         let mut redial_tick = ticker(REDIAL_CHECK_INTERVAL);
         let mut commands_open = true;
@@ -280,7 +287,12 @@ impl Net {
 
     fn handle_command(&mut self, command: NetCommand) {
         match command {
-            NetCommand::Publish(delta) => self.add_to_batch(delta),
+            NetCommand::Publish(delta) => {
+                self.add_to_batch(delta);
+                if self.publish_interval.is_zero() {
+                    self.flush_batch();
+                }
+            }
             NetCommand::PublishNow(delta) => {
                 self.add_to_batch(delta);
                 self.flush_batch();

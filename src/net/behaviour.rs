@@ -58,6 +58,71 @@ const HEARTBEAT_INITIAL_DELAY: Duration = Duration::from_millis(500);
 const INVALID_MESSAGE_WEIGHT: f64 = -10.0;
 const INVALID_MESSAGE_DECAY: f64 = 0.5;
 
+/// How gossipsub spreads a message: the mesh it pushes along, and the lazy gossip (IHAVE)
+/// around it. An office is tens of nodes on one LAN, so the defaults are chosen for that,
+/// not for libp2p's public networks of thousands (D = 6, D_lo = 5, D_hi = 12).
+///
+/// A mesh where node i has d_i mesh peers carries each published message about
+/// sum(d_i - 1) + 1 times: every node forwards a new message to its mesh peers but the one
+/// it came from. Measured at 25 nodes with 100 ms links (docs/benchmarks.md,
+/// "Dissemination"), immediate publish: 99 transmissions per message at libp2p's defaults,
+/// 92 at D = 4, 72 at D = 3, each thinner mesh also faster under load. So D = 3, D_lo = 2:
+/// - robustness: with at least 2 mesh peers, one dead node cuts nobody off the push path;
+///   the heartbeat (every second) grafts a replacement, and a message lost meanwhile comes
+///   by IHAVE/IWANT or, at worst, the next sync (10 s). D = 2 (a line or a ring, about
+///   25 transmissions) would let one dead node split the push path and stretch it to tens of
+///   hops of latency;
+/// - D_hi stays at 12: a node whose mesh is at D_hi refuses the GRAFT of a peer that dialed
+///   it (with a 60 s backoff), and with D_hi lowered to 4 or 6 the nodes that only dial
+///   (late joiners, whose peers are dialed by many) were left out of the mesh for good in
+///   the benchmark. With 12, a node grafts up to D itself and takes grafts from others, so
+///   the mesh is denser than D but complete;
+/// - gossip_lazy = D: IHAVE every heartbeat to a few non-mesh peers, the in-gossipsub repair
+///   (about 2 messages per reading at 25 nodes).
+///
+/// IDONTWANT (gossipsub 1.2) costs one control message per mesh peer for each message
+/// received, to save a duplicate of it; for an office's deltas of a few hundred bytes to a
+/// few KiB that is a loss, so it is kept for messages of at least [`IDONTWANT_MIN_BYTES`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GossipTuning {
+    /// D: the mesh degree the heartbeat aims for.
+    pub mesh_n: usize,
+    /// D_lo: fewer mesh peers than this, and the heartbeat grafts more.
+    pub mesh_n_low: usize,
+    /// D_hi: more than this (grafts accepted from others), and it prunes down to D.
+    pub mesh_n_high: usize,
+    /// Non-mesh peers sent IHAVE gossip at each heartbeat, at least.
+    pub gossip_lazy: usize,
+}
+
+impl GossipTuning {
+    /// What an office node runs; see the type's documentation for why.
+    pub const OFFICE: GossipTuning = GossipTuning {
+        mesh_n: 3,
+        mesh_n_low: 2,
+        mesh_n_high: 12,
+        gossip_lazy: 3,
+    };
+
+    /// libp2p-gossipsub 0.50's defaults, for comparison.
+    pub const LIBP2P_DEFAULT: GossipTuning = GossipTuning {
+        mesh_n: 6,
+        mesh_n_low: 5,
+        mesh_n_high: 12,
+        gossip_lazy: 6,
+    };
+}
+
+impl Default for GossipTuning {
+    fn default() -> Self {
+        GossipTuning::OFFICE
+    }
+}
+
+/// Gossip messages at least this large are announced with IDONTWANT to mesh peers
+/// (gossipsub's default: 1000 bytes, which a batch of a few readings reaches).
+const IDONTWANT_MIN_BYTES: usize = GOSSIP_PAGE_BYTES / 4;
+
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     /// Refuses connections beyond the limits; first, so nothing else sees them.
@@ -77,6 +142,7 @@ pub struct BehaviourConfig<'a> {
     pub mdns: bool,
     pub allow_list: Option<&'a HashSet<PeerId>>,
     pub max_peers: u32,
+    pub gossip: GossipTuning,
 }
 
 impl Behaviour {
@@ -119,7 +185,7 @@ impl Behaviour {
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             allow: allow.into(),
-            gossipsub: gossipsub(config.keypair)?,
+            gossipsub: gossipsub(config.keypair, config.gossip)?,
             mdns: mdns.into(),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
@@ -130,8 +196,15 @@ impl Behaviour {
 
 /// Gossipsub with strict signing, validation by the application, content-addressed message
 /// ids, a bounded message size, and peer scoring so that invalid messages cost their sender.
-fn gossipsub(keypair: &Keypair) -> Result<gossipsub::Behaviour, NetError> {
+fn gossipsub(keypair: &Keypair, tuning: GossipTuning) -> Result<gossipsub::Behaviour, NetError> {
     let config = gossipsub::ConfigBuilder::default()
+        .mesh_n(tuning.mesh_n)
+        .mesh_n_low(tuning.mesh_n_low)
+        .mesh_n_high(tuning.mesh_n_high)
+        // At most half of D, as gossipsub requires; 2 (its default) once D allows it.
+        .mesh_outbound_min((tuning.mesh_n / 2).clamp(1, 2))
+        .gossip_lazy(tuning.gossip_lazy)
+        .idontwant_message_size_threshold(IDONTWANT_MIN_BYTES)
         .validation_mode(ValidationMode::Strict)
         .validate_messages()
         .max_transmit_size(MAX_GOSSIP_TRANSMIT_BYTES)

@@ -30,6 +30,7 @@
 
 mod actor;
 mod behaviour;
+mod counting;
 pub mod join;
 pub mod paging;
 pub mod settings;
@@ -46,8 +47,10 @@ use tokio::sync::oneshot;
 pub use self::{
     actor::{Net, NetParts},
     behaviour::{
-        GOSSIP_PAGE_BYTES, IDENTIFY_PROTOCOL, MAX_GOSSIP_TRANSMIT_BYTES, STATE_TOPIC, content_id,
+        GOSSIP_PAGE_BYTES, GossipTuning, IDENTIFY_PROTOCOL, MAX_GOSSIP_TRANSMIT_BYTES, STATE_TOPIC,
+        content_id,
     },
+    counting::{MessageCounts, MessageKind},
     join::{JoinToken, JoinTokenError},
     swarm_key::{SWARM_KEY_LEN, SwarmKey, SwarmKeyError},
     sync::{SYNC_PAGE_BYTES, SYNC_PROTOCOL},
@@ -78,7 +81,7 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 pub const MAX_SYNC_PAGES: usize = 64;
 
 /// Peers a node keeps connections to. An office is tens of nodes; gossipsub keeps the
-/// fan-out of a publish at about 6 whatever this is.
+/// fan-out of a publish near its mesh degree (see [`GossipTuning`]) whatever this is.
 pub const MAX_PEERS: u32 = 64;
 
 /// Consecutive failed pings after which a connection is closed: the peer is gone (a Pi
@@ -110,7 +113,8 @@ pub struct NetConfig {
     pub allow_list: Option<HashSet<PeerId>>,
     /// Discover peers on the LAN with mDNS. Default: on.
     pub mdns: bool,
-    /// How long deltas are batched before a gossip publish. Default: 1 s.
+    /// How long deltas are batched before a gossip publish. Default: 1 s. Zero publishes
+    /// every delta at once (benchmarks; the config refuses less than 100 ms).
     pub publish_interval: Duration,
     /// How often to sync with one random connected peer. Default: 10 s.
     pub sync_interval: Duration,
@@ -121,6 +125,8 @@ pub struct NetConfig {
     pub transport: BaseTransport,
     /// An artificial latency on every link, for benchmarks ([`LinkDelay`]). Default: none.
     pub link_delay: Option<LinkDelay>,
+    /// The gossipsub mesh. Default: [`GossipTuning::OFFICE`].
+    pub gossip: GossipTuning,
 }
 
 impl NetConfig {
@@ -137,6 +143,7 @@ impl NetConfig {
             max_peers: MAX_PEERS,
             transport: BaseTransport::Tcp,
             link_delay: None,
+            gossip: GossipTuning::OFFICE,
         }
     }
 }

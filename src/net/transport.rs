@@ -15,7 +15,8 @@
 //!
 //! For benchmarks only, [`LinkDelay`] puts an artificial latency under everything: each
 //! chunk written to the socket reaches it (and so the other side) that much later, in order.
-//! Nodes never set it; the default is no delay.
+//! It also counts what the links carry and, above yamux, the protocol messages sent
+//! ([`Counted`]). Nodes never set it; the default is no delay and no counting.
 
 use std::{
     io,
@@ -50,7 +51,10 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
-use super::SwarmKey;
+use super::{
+    SwarmKey,
+    counting::{Counted, MessageCounters, MessageCounts},
+};
 
 /// How long a connection may take from the first TCP packet to a negotiated multiplexer.
 /// A LAN handshake takes milliseconds; a Pi on a slow Wi-Fi link a second or two.
@@ -135,6 +139,8 @@ pub struct LinkCounters {
     /// Bytes handed to links (encrypted: pnet, Noise and yamux framing included; TCP/IP
     /// headers not).
     bytes: AtomicU64,
+    /// Protocol messages sent over these links, by kind (see [`Counted`]).
+    messages: Arc<MessageCounters>,
 }
 
 impl LinkCounters {
@@ -145,6 +151,11 @@ impl LinkCounters {
             self.bytes.load(Ordering::Relaxed),
         )
     }
+
+    /// Protocol messages sent so far, by kind.
+    pub fn messages(&self) -> MessageCounts {
+        self.messages.get()
+    }
 }
 
 /// The transport a swarm takes: it yields authenticated, multiplexed connections.
@@ -152,7 +163,7 @@ pub type NodeTransport = Boxed<(PeerId, StreamMuxerBox)>;
 
 /// Builds TCP (+ memory) -> pnet -> Noise -> yamux, with a timeout on the whole upgrade,
 /// and the receiver of private-network handshake failures. With `link_delay`, every socket
-/// is wrapped in [`Delayed`] first.
+/// is wrapped in [`Delayed`] first and every muxer in [`Counted`].
 pub fn build(
     keypair: &Keypair,
     key: &SwarmKey,
@@ -166,6 +177,9 @@ pub fn build(
     };
     let psk = key.psk();
     let (reports, failures) = mpsc::channel(HANDSHAKE_FAILURE_QUEUE);
+    let messages = link_delay
+        .as_ref()
+        .map(|link| link.counters.messages.clone());
     let transport = OrTransport::new(tcp, memory)
         .and_then(move |socket, endpoint| {
             let report = Report {
@@ -182,7 +196,13 @@ pub fn build(
         .upgrade(Version::V1Lazy)
         .authenticate(noise::Config::new(keypair)?)
         .multiplex(yamux::Config::default())
-        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+        .map(move |(peer, muxer), _| match &messages {
+            None => (peer, StreamMuxerBox::new(muxer)),
+            Some(messages) => (
+                peer,
+                StreamMuxerBox::new(Counted::new(muxer, messages.clone())),
+            ),
+        });
     Ok((
         TransportTimeout::new(transport, CONNECTION_TIMEOUT).boxed(),
         failures,

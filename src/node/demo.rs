@@ -85,6 +85,9 @@ pub async fn start(
         config.sim = true;
         // This machine's real sensors are in none of the demo's rooms.
         config.sensors.auto_detect = false;
+        // The demo's nodes share one machine and so one neighbour table: one of them reading
+        // it is enough to show this machine's network in the demo office.
+        config.presence.enabled = index == 0;
         config.mdns = false;
         config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
         config.peers = addresses.clone();
