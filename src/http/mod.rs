@@ -57,7 +57,7 @@ pub struct Api {
     /// How long a device counts as present after it was last seen.
     pub consider_home_ms: u64,
     /// The office bot, for `POST /api/ask`.
-    pub bot: Bot,
+    pub bot: Arc<Bot>,
 }
 
 /// The router, for serving and for tests.

@@ -74,7 +74,7 @@ fn fixture() -> Fixture {
     let shutdown = CancellationToken::new();
     tokio::spawn(office.run(shutdown.clone()));
     let api = Api {
-        bot: Bot::new(handle.clone(), Some("bloo".into()), 180_000),
+        bot: Arc::new(Bot::new(handle.clone(), Some("bloo".into()), 180_000)),
         office: handle,
         peers: Box::new(NoPeers),
         token: TOKEN.into(),

@@ -1,6 +1,6 @@
 //! The alert task: runs this node's rules ([`crate::alerts`]) over its own readings, writes
 //! raised and cleared alerts to the replicated state, and hands what to announce to the
-//! node's sinks (the webhook).
+//! node's sinks (the webhook, Slack, Matrix).
 //!
 //! Only the node that owns a sensor evaluates it, and only the node that raised an alert
 //! announces it, so a crossing is announced once across the office however many nodes
@@ -23,11 +23,12 @@ use crate::{
 pub const TICK: Duration = Duration::from_secs(1);
 
 /// Runs `evaluator` over this node's readings until `shutdown`. Announcements go to
-/// `sink` without waiting: when it is full, the message is dropped and logged.
+/// every sink (the webhook, Slack, Matrix) without waiting: a sink whose queue is full misses
+/// the message, which is logged.
 pub async fn run(
     office: OfficeHandle,
     mut evaluator: Evaluator,
-    sink: Option<mpsc::Sender<String>>,
+    sinks: Vec<mpsc::Sender<String>>,
     shutdown: CancellationToken,
 ) {
     if evaluator.rules().is_empty() {
@@ -44,7 +45,7 @@ pub async fn run(
     let orphans = evaluator.restore(own_alerts, physical_ms());
     for name in orphans {
         info!(alert = %name, "clearing an alert no configured rule raises any more");
-        apply(&office, sink.as_ref(), Action::Clear { name }).await;
+        apply(&office, &sinks, Action::Clear { name }).await;
     }
     // Readings already in the state at start were judged before the restart.
     let mut seen = own_readings(&view);
@@ -79,7 +80,7 @@ pub async fn run(
             _ = tick.tick() => evaluator.tick(physical_ms()),
         };
         for action in actions {
-            apply(&office, sink.as_ref(), action).await;
+            apply(&office, &sinks, action).await;
         }
     }
 }
@@ -97,7 +98,7 @@ fn own_readings(view: &Replica) -> BTreeMap<SensorId, Hlc> {
         .collect()
 }
 
-async fn apply(office: &OfficeHandle, sink: Option<&mpsc::Sender<String>>, action: Action) {
+async fn apply(office: &OfficeHandle, sinks: &[mpsc::Sender<String>], action: Action) {
     match action {
         Action::Raise {
             name,
@@ -116,14 +117,14 @@ async fn apply(office: &OfficeHandle, sink: Option<&mpsc::Sender<String>>, actio
             match office.write(write).await {
                 Ok(()) => {
                     info!(alert = %name, "alert raised: {message}");
-                    announce(sink, message.as_str());
+                    announce(sinks, message.as_str());
                 }
                 Err(error) => warn!(%error, alert = %name, "cannot raise the alert"),
             }
         }
         Action::Repeat { name, message } => {
             info!(alert = %name, "alert still raised: {message}");
-            announce(sink, message.as_str());
+            announce(sinks, message.as_str());
         }
         Action::Clear { name } => {
             match office.write(Write::ClearAlert { name: name.clone() }).await {
@@ -134,15 +135,16 @@ async fn apply(office: &OfficeHandle, sink: Option<&mpsc::Sender<String>>, actio
     }
 }
 
-fn announce(sink: Option<&mpsc::Sender<String>>, text: &str) {
-    let Some(sink) = sink else {
-        return;
-    };
-    match sink.try_send(text.to_owned()) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            warn!("the webhook is behind and its queue is full; alert not posted: {text}");
+fn announce(sinks: &[mpsc::Sender<String>], text: &str) {
+    for sink in sinks {
+        match sink.try_send(text.to_owned()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                warn!(
+                    "a chat sink is behind and its queue is full; alert not posted there: {text}"
+                );
+            }
+            Err(TrySendError::Closed(_)) => {}
         }
-        Err(TrySendError::Closed(_)) => {}
     }
 }

@@ -13,20 +13,24 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use futures::future::BoxFuture;
 use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use self::office::{Identity, Office, OfficeHandle, Outgoing, Persist, physical_ms};
 use crate::{
-    bot::Bot,
     alerts::Evaluator,
-    chat::webhook::{self, Webhook},
+    bot::Bot,
+    chat::{
+        self, SharedAsker,
+        webhook::{self, Webhook},
+    },
     config::Config,
     http::{self, Api, PeerSource, PeerView},
     net::{self, JoinToken, Net, NetEvent, NetHandle, SwarmKey, Verdict},
     presence, sensors,
-    state::{NodeId, NodeName, Replica, Snapshot},
+    state::{NodeId, NodeName, Person, Replica, Snapshot},
     store::{DEFAULT_HISTORY_RETENTION_MS, DEFAULT_ROLLUP_RETENTION_MS, HistoryRow, Store},
 };
 
@@ -213,6 +217,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         })?;
     let http = listener.local_addr()?;
     let consider_home_ms = config.presence.consider_home.as_millis() as u64;
+    let bot = Arc::new(Bot::new(
+        office_handle.clone(),
+        config.bot.name.as_ref().map(ToString::to_string),
+        consider_home_ms,
+    ));
     let api = Arc::new(Api {
         office: office_handle.clone(),
         peers: Box::new(NetPeers {
@@ -222,11 +231,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         token: api_token,
         started_at_ms,
         consider_home_ms,
-        bot: Bot::new(
-            office_handle.clone(),
-            config.bot.name.as_ref().map(ToString::to_string),
-            consider_home_ms,
-        ),
+        bot: bot.clone(),
     });
 
     let mut tasks = JoinSet::new();
@@ -278,7 +283,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             shutdown.clone(),
         ));
     }
-    spawn_alerts(&mut tasks, &config, office_handle.clone(), &shutdown)?;
+    let asker = chat_asker(bot, net_handle.clone());
+    spawn_chat_and_alerts(&mut tasks, &config, office_handle.clone(), asker, &shutdown)?;
     info!(node = %node_id, %http, room = %config.room, "node running");
     Ok(RunningNode {
         node_id,
@@ -292,25 +298,66 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
 }
 
 /// The alert task and, when one is configured, the webhook it announces to.
-fn spawn_alerts(
+fn spawn_chat_and_alerts(
     tasks: &mut JoinSet<()>,
     config: &Config,
     office: OfficeHandle,
+    asker: SharedAsker,
     shutdown: &CancellationToken,
 ) -> Result<()> {
-    let sink = match &config.webhook_url {
-        Some(url) => {
-            let webhook = Webhook::new(url)
-                .map_err(|message| anyhow::anyhow!("bot.webhook_url: {message}"))?;
-            let (sender, queue) = mpsc::channel(webhook::QUEUE_CAPACITY);
-            tasks.spawn(webhook.run(queue, shutdown.clone()));
-            Some(sender)
-        }
-        None => None,
-    };
+    let mut sinks = Vec::new();
+    if let Some(url) = &config.webhook_url {
+        let webhook =
+            Webhook::new(url).map_err(|message| anyhow::anyhow!("bot.webhook_url: {message}"))?;
+        let (sender, queue) = mpsc::channel(webhook::QUEUE_CAPACITY);
+        tasks.spawn(webhook.run(queue, shutdown.clone()));
+        sinks.push(sender);
+    }
+    if let Some(slack) = &config.slack {
+        let (sender, queue) = mpsc::channel(chat::ALERT_QUEUE_CAPACITY);
+        tasks.spawn(chat::slack::run(
+            slack.clone(),
+            asker.clone(),
+            queue,
+            shutdown.clone(),
+        ));
+        sinks.push(sender);
+    }
+    if let Some(matrix) = &config.matrix {
+        let (sender, queue) = mpsc::channel(chat::ALERT_QUEUE_CAPACITY);
+        tasks.spawn(chat::matrix::run(
+            matrix.clone(),
+            asker,
+            queue,
+            shutdown.clone(),
+        ));
+        sinks.push(sender);
+    }
     let evaluator = Evaluator::new(config.alert_rules.clone());
-    tasks.spawn(alerts::run(office, evaluator, sink, shutdown.clone()));
+    tasks.spawn(alerts::run(office, evaluator, sinks, shutdown.clone()));
     Ok(())
+}
+
+/// The bot as the chat adapters ask it: the speaker's short name is the person, and an
+/// answer the bot refuses (too long, too fast) is said in the chat rather than dropped.
+fn chat_asker(bot: Arc<Bot>, net: NetHandle) -> SharedAsker {
+    Arc::new(
+        move |speaker: chat::Speaker, text: String| -> BoxFuture<'static, String> {
+            let bot = bot.clone();
+            let net = net.clone();
+            Box::pin(async move {
+                let person = match Person::new(&speaker.name) {
+                    Ok(person) => person,
+                    Err(error) => return format!("Sorry, I can't tell who you are: {error}"),
+                };
+                let peers = net.peers().await.map(|peers| peers.len()).unwrap_or(0);
+                match bot.ask(&person, &text, peers).await {
+                    Ok(reply) => reply,
+                    Err(error) => format!("Sorry, I can't answer that now: {error}"),
+                }
+            })
+        },
+    )
 }
 
 /// Pushes each local delta to the network, in the publish batch or at once.
