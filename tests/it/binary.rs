@@ -41,9 +41,19 @@ impl Node {
         http_port: u16,
         peers: &[u16],
     ) -> Node {
+        // This machine's own sensors and neighbour table stay out of the office under test:
+        // its state holds only what the tests write.
+        let config = data_dir.with_extension("toml");
+        std::fs::write(
+            &config,
+            "[sensors]\nauto_detect = false\n[presence]\nenabled = false\n",
+        )
+        .expect("the test config is written");
         let mut command = Command::new(env!("CARGO_BIN_EXE_officemesh"));
         command
             .arg("up")
+            .arg("--config")
+            .arg(&config)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--swarm-key")

@@ -1,5 +1,5 @@
 //! The Matrix adapter against a real homeserver: Synapse from PyPI (installed into a venv by
-//! `.ci/run`; `OFFICEMESH_SYNAPSE_PYTHON` names its python), with SQLite in a temporary
+//! `scripts/test`; `OFFICEMESH_SYNAPSE_PYTHON` names its python), with SQLite in a temporary
 //! directory, listening on 127.0.0.1 only, federation off. Without it the test fails and says
 //! what is missing.
 //!
@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use tokio::{process::Child, sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-/// Where `.ci/run` installs Synapse when `OFFICEMESH_SYNAPSE_PYTHON` is not set.
+/// Where `scripts/test` installs Synapse when `OFFICEMESH_SYNAPSE_PYTHON` is not set.
 const DEFAULT_SYNAPSE_PYTHON: &str = "/var/cache/officemesh-ci/synapse-1.163.2/bin/python";
 
 /// Synapse imports a lot of Python; on a loaded two-core machine it can take a minute.
@@ -55,7 +55,7 @@ fn synapse_python() -> PathBuf {
     assert!(
         python.exists(),
         "Synapse is missing: no python at {} (set OFFICEMESH_SYNAPSE_PYTHON to the python of a \
-         venv with matrix-synapse installed; .ci/run installs one)",
+         venv with matrix-synapse installed; scripts/test installs one)",
         python.display()
     );
     python

@@ -10,7 +10,7 @@
 
 use std::{
     future::Future,
-    net::SocketAddr,
+    net::{Ipv4Addr, SocketAddr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -25,7 +25,9 @@ use axum::{
 use futures::{FutureExt, SinkExt, StreamExt, future::BoxFuture};
 use officemesh::{
     chat::{ALERT_QUEUE_CAPACITY, SharedAsker, Speaker, slack},
-    config::SlackConfig,
+    config::{Config, SlackConfig},
+    net::SwarmKey,
+    node,
 };
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::mpsc, task::JoinSet};
@@ -38,6 +40,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 const APP_TOKEN: &str = "xapp-1-A0TEST-1-secret";
 const BOT_TOKEN: &str = "xoxb-1-secret";
+/// The node's own API token, in the test that starts a node.
+const NODE_TOKEN: &str = "slack-test-token-0123456789";
 
 /// What the fake Slack has seen and holds.
 #[derive(Default)]
@@ -540,5 +544,109 @@ async fn two_nodes_on_one_slack_app_answer_each_message_once() {
     assert_eq!(slack.records.lock().unwrap().posted.len(), count);
 
     shutdown.cancel();
+    tasks.abort_all();
+}
+
+/// The wiring of a real node: its `[slack]` config starts the adapter, questions reach the
+/// node's bot (which knows the office's readings), and the alerts the node raises are posted
+/// to the alert channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_answers_in_slack_with_its_bot_and_posts_its_alerts() {
+    let mut tasks = JoinSet::new();
+    let (slack, api_url) = FakeSlack::start(&mut tasks).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("swarm.key"),
+        SwarmKey::generate().unwrap().to_file(),
+    )
+    .unwrap();
+    let mut config = Config::from_toml(&format!(
+        "[slack]\nenabled = true\napp_token = \"{APP_TOKEN}\"\nbot_token = \"{BOT_TOKEN}\"\n\
+         alert_channel = \"C0ALERTS\"\napi_url = \"{api_url}\"\n\
+         [[alerts.rule]]\nquantity = \"temperature\"\nabove = 24.0\nfor_s = 0\n\
+         message = \"the {{room}} temperature is at {{value}}. You might want to turn the AC on.\"\n"
+    ))
+    .expect("the test config is valid");
+    config.data_dir = dir.path().join("node");
+    config.mdns = false;
+    config.presence.enabled = false;
+    config.sensors.auto_detect = false;
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    config.swarm_key_file = Some(dir.path().join("swarm.key"));
+    config.http_listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    config.api_token = Some(NODE_TOKEN.into());
+    let shutdown = CancellationToken::new();
+    let node = node::start(config, shutdown.clone())
+        .await
+        .expect("the node starts");
+    let socket = eventually("the node's Socket Mode connection", || async {
+        slack.open_sockets().first().copied()
+    })
+    .await;
+
+    // A reading in the meeting room, then a question about it in Slack.
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/readings", node.http))
+        .bearer_auth(NODE_TOKEN)
+        .header("content-type", "application/json")
+        .body(
+            json!({"sensor": "desk-1", "room": "meeting room", "quantity": "temperature", "value": 22.5})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let question = person_says(
+        "U0MENDES",
+        "C0OFFICE",
+        "bloo, meeting room temp",
+        "1.000100",
+    );
+    slack
+        .send(
+            socket,
+            message_envelope("env-node-1", "Ev0NODE1", question, 0),
+        )
+        .await;
+    let reply = eventually("the bot's reply in Slack", || async {
+        let records = slack.records.lock().unwrap();
+        records
+            .posted
+            .iter()
+            .find(|post| post["channel"] == "C0OFFICE")
+            .cloned()
+    })
+    .await;
+    let text = reply["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("meeting room temp is 22.5°C"),
+        "the bot answered from the office state: {text}"
+    );
+
+    // Too warm: the node raises the alert and posts it to the alert channel, once.
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/readings", node.http))
+        .bearer_auth(NODE_TOKEN)
+        .header("content-type", "application/json")
+        .body(
+            json!({"sensor": "desk-1", "room": "meeting room", "quantity": "temperature", "value": 25.0})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let expected = "the meeting room temperature is at 25.0°C. You might want to turn the AC on.";
+    eventually("the alert in the alert channel", || async {
+        (!slack.posts_of(expected).is_empty()).then_some(())
+    })
+    .await;
+    let posts = slack.posts_of(expected);
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0]["channel"], "C0ALERTS");
+
+    shutdown.cancel();
+    node.wait().await;
     tasks.abort_all();
 }

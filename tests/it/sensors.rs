@@ -407,7 +407,7 @@ fn mosquitto_binary() -> PathBuf {
     }
     panic!(
         "the MQTT tests need the Mosquitto broker, and `mosquitto` is not in PATH or /usr/sbin: \
-         install the Debian package (apt-get install -y mosquitto); .ci/run does"
+         install the Debian package (apt-get install -y mosquitto); scripts/test does"
     );
 }
 
