@@ -11,9 +11,10 @@ use std::{
     net::{Ipv4Addr, SocketAddr},
     path::Path,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
+use crate::support::eventually;
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
 use officemesh::{
     chat::webhook::Webhook,
@@ -23,12 +24,6 @@ use officemesh::{
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-/// Long enough for a loaded CI machine; a passing run takes a few seconds.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Between two looks at a condition.
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 const TOKEN: &str = "alerts-test-token-0123456789";
 
@@ -130,21 +125,6 @@ impl WebhookServer {
 impl Drop for WebhookServer {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 

@@ -8,13 +8,13 @@
 //! room until a deadline.
 
 use std::{
-    future::Future,
     path::{Path, PathBuf},
     process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use crate::support::eventually;
 use futures::{FutureExt, future::BoxFuture};
 use officemesh::{
     chat::{
@@ -33,10 +33,6 @@ const DEFAULT_SYNAPSE_PYTHON: &str = "/var/cache/officemesh-ci/synapse-1.163.2/b
 
 /// Synapse imports a lot of Python; on a loaded two-core machine it can take a minute.
 const START_DEADLINE: Duration = Duration::from_secs(180);
-
-/// Long enough for a loaded CI machine and the rate limit's waits.
-const DEADLINE: Duration = Duration::from_secs(60);
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// A fixed ed25519 seed: the homeserver signs nothing anyone else checks here.
 const SIGNING_KEY: &str = "ed25519 a_test AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA";
@@ -238,22 +234,6 @@ fn asker(node: &'static str, asked: Arc<Mutex<Vec<String>>>) -> SharedAsker {
             async move { format!("{node} to {}: {text}", speaker.name) }.boxed()
         },
     )
-}
-
-/// Polls `check` until it returns `Some`, or panics after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
 }
 
 fn count(messages: &[(String, String)], sender: &str, body: &str) -> usize {

@@ -9,12 +9,12 @@
 //! Nothing sleeps to synchronise: tests poll the server's records until a deadline.
 
 use std::{
-    future::Future,
     net::{Ipv4Addr, SocketAddr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use crate::support::eventually;
 use axum::{
     Json, Router,
     extract::State,
@@ -33,10 +33,6 @@ use serde_json::{Value, json};
 use tokio::{net::TcpListener, sync::mpsc, task::JoinSet};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
-
-/// Long enough for a loaded CI machine; a passing run takes a few seconds.
-const DEADLINE: Duration = Duration::from_secs(30);
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 const APP_TOKEN: &str = "xapp-1-A0TEST-1-secret";
 const BOT_TOKEN: &str = "xoxb-1-secret";
@@ -292,22 +288,6 @@ fn config(api_url: &str) -> SlackConfig {
         bot_token: BOT_TOKEN.into(),
         alert_channel: Some("C0ALERTS".into()),
         api_url: api_url.into(),
-    }
-}
-
-/// Polls `check` until it returns `Some`, or panics after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 

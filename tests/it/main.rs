@@ -15,3 +15,4 @@ mod sim;
 mod state_laws;
 mod state_rules;
 mod state_sync;
+mod support;
