@@ -7,6 +7,7 @@ mod chat_matrix;
 mod chat_slack;
 mod mdns;
 mod net;
+mod netlab;
 mod office;
 mod presence;
 mod purity;

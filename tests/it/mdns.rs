@@ -13,89 +13,10 @@ use std::{
 
 use serde_json::Value;
 
+use crate::netlab::Lab;
+
 const DEADLINE: Duration = Duration::from_secs(60);
 const TOKEN: &str = "mdns-test-token-0123456789";
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|error| format!("cannot run `ip` (install iproute2): {error}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
-}
-
-/// Two namespaces on one bridge; everything is deleted on drop.
-struct Lab {
-    bridge: String,
-    namespaces: Vec<String>,
-    subnet: u8,
-}
-
-impl Lab {
-    fn new() -> Result<Lab, String> {
-        // Short, unique names: interface names have at most 15 characters.
-        let tag = std::process::id() % 100_000;
-        let subnet = (tag % 200) as u8 + 20;
-        let mut lab = Lab {
-            bridge: format!("omb{tag}"),
-            namespaces: Vec::new(),
-            subnet,
-        };
-        ip(&["link", "add", &lab.bridge, "type", "bridge"])?;
-        ip(&[
-            "addr",
-            "add",
-            &format!("10.77.{subnet}.254/24"),
-            "dev",
-            &lab.bridge,
-        ])?;
-        ip(&["link", "set", &lab.bridge, "up"])?;
-        for host in 1..=2u8 {
-            let ns = format!("om{tag}h{host}");
-            let outside = format!("om{tag}v{host}");
-            ip(&["netns", "add", &ns])?;
-            lab.namespaces.push(ns.clone());
-            ip(&[
-                "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-            ])?;
-            ip(&["link", "set", &outside, "master", &lab.bridge])?;
-            ip(&["link", "set", &outside, "up"])?;
-            ip(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("10.77.{subnet}.{host}/24"),
-                "dev",
-                "eth0",
-            ])?;
-            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-        }
-        Ok(lab)
-    }
-
-    fn address(&self, host: u8) -> String {
-        format!("10.77.{}.{host}", self.subnet)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in &self.namespaces {
-            let _ = ip(&["netns", "del", ns]);
-        }
-        let _ = ip(&["link", "del", &self.bridge]);
-    }
-}
 
 struct Node(Child);
 
@@ -108,7 +29,7 @@ impl Drop for Node {
 
 fn start(lab: &Lab, host: u8, data_dir: &Path, key: &Path) -> Node {
     let child = Command::new("ip")
-        .args(["netns", "exec", &lab.namespaces[usize::from(host) - 1]])
+        .args(["netns", "exec", lab.namespace(host)])
         .arg(env!("CARGO_BIN_EXE_officemesh"))
         .arg("up")
         .arg("--data-dir")
@@ -147,7 +68,7 @@ fn get(address: &str, path: &str) -> Result<Value, String> {
 
 #[test]
 fn two_hosts_find_each_other_by_mdns() {
-    let lab = Lab::new().unwrap_or_else(|error| {
+    let lab = Lab::new("om", 77).unwrap_or_else(|error| {
         panic!("this test needs root and iproute2 to create network namespaces: {error}")
     });
     let dir = tempfile::tempdir().unwrap();

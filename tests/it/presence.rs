@@ -8,130 +8,17 @@ use std::{
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
+use crate::netlab::{Lab, ip};
+
 const TOKEN: &str = "presence-test-token-0123456789";
 
 /// How long anything in these tests may take to happen.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Tells this file's labs apart within one test process.
-static LABS: AtomicU32 = AtomicU32::new(0);
-
-fn ip(args: &[&str]) -> Result<String, String> {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|error| format!("cannot run `ip` (install iproute2): {error}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
-}
-
-/// Two namespaces on a bridge the host also has an address on (to reach the node's HTTP);
-/// everything is deleted on drop.
-struct Lab {
-    bridge: String,
-    namespaces: Vec<String>,
-    subnet: u8,
-}
-
-impl Lab {
-    fn new() -> Result<Lab, String> {
-        // Short, unique names (interface names have at most 15 characters), apart from the
-        // mDNS test's `om...` ones and its 10.77/16 addresses.
-        let tag = (std::process::id() % 10_000) * 10 + LABS.fetch_add(1, Ordering::Relaxed) % 10;
-        let subnet = (tag % 200) as u8 + 20;
-        let mut lab = Lab {
-            bridge: format!("opb{tag}"),
-            namespaces: Vec::new(),
-            subnet,
-        };
-        ip(&["link", "add", &lab.bridge, "type", "bridge"])?;
-        ip(&[
-            "addr",
-            "add",
-            &format!("10.78.{subnet}.254/24"),
-            "dev",
-            &lab.bridge,
-        ])?;
-        ip(&["link", "set", &lab.bridge, "up"])?;
-        for host in 1..=2u8 {
-            let ns = format!("op{tag}h{host}");
-            let outside = format!("op{tag}v{host}");
-            ip(&["netns", "add", &ns])?;
-            lab.namespaces.push(ns.clone());
-            ip(&[
-                "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-            ])?;
-            ip(&["link", "set", &outside, "master", &lab.bridge])?;
-            ip(&["link", "set", &outside, "up"])?;
-            ip(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{}/24", lab.address(host)),
-                "dev",
-                "eth0",
-            ])?;
-            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-        }
-        Ok(lab)
-    }
-
-    fn address(&self, host: u8) -> String {
-        format!("10.78.{}.{host}", self.subnet)
-    }
-
-    fn namespace(&self, host: u8) -> &str {
-        &self.namespaces[usize::from(host) - 1]
-    }
-
-    /// The MAC of `host`'s interface, as the other namespace's neighbour table will show it.
-    fn mac(&self, host: u8) -> String {
-        let output = ip(&["-n", self.namespace(host), "-o", "link", "show", "eth0"]).unwrap();
-        output
-            .split_whitespace()
-            .skip_while(|word| *word != "link/ether")
-            .nth(1)
-            .expect("eth0 has a MAC")
-            .to_owned()
-    }
-
-    /// Opens and closes a TCP connection from `host` to `address`:`port`, by a process
-    /// running in `host`'s namespace: the ARP exchange and the handshake fill the other
-    /// side's neighbour table.
-    fn connect_from(&self, host: u8, address: &str, port: u16) {
-        let status = Command::new("ip")
-            .args(["netns", "exec", self.namespace(host), "bash", "-c"])
-            .arg(format!("exec 3<>/dev/tcp/{address}/{port}"))
-            .stderr(Stdio::null())
-            .status()
-            .expect("ip netns exec bash runs");
-        assert!(status.success(), "connecting from host {host} failed");
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in &self.namespaces {
-            let _ = ip(&["netns", "del", ns]);
-        }
-        let _ = ip(&["link", "del", &self.bridge]);
-    }
-}
 
 /// A running `officemesh up`; killed on drop.
 struct Node {
@@ -260,7 +147,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn traffic_fills_the_real_neighbour_table_and_the_device_comes_and_goes() {
-    let lab = Lab::new().unwrap_or_else(|error| {
+    let lab = Lab::new("op", 78).unwrap_or_else(|error| {
         panic!("this test needs root and iproute2 to create network namespaces: {error}")
     });
     let dir = tempfile::tempdir().unwrap();
@@ -320,7 +207,7 @@ fn traffic_fills_the_real_neighbour_table_and_the_device_comes_and_goes() {
 
 #[test]
 fn the_refresh_finds_a_silent_device_in_a_configured_subnet() {
-    let lab = Lab::new().unwrap_or_else(|error| {
+    let lab = Lab::new("op", 78).unwrap_or_else(|error| {
         panic!("this test needs root and iproute2 to create network namespaces: {error}")
     });
     let dir = tempfile::tempdir().unwrap();
