@@ -248,6 +248,9 @@ impl<P: Persist> Office<P> {
         identity: Identity,
         mut persist: P,
     ) -> Result<(Self, OfficeHandle, mpsc::Receiver<Outgoing>), OfficeError> {
+        // A node that was off for longer than the retention forgets what expired meanwhile
+        // before anyone reads it (privacy); the hourly pass does it from then on.
+        replica.expire(physical_ms());
         persist
             .save(&replica.snapshot())
             .map_err(OfficeError::Save)?;
@@ -282,7 +285,9 @@ impl<P: Persist> Office<P> {
         let mut save =
             tokio::time::interval_at(tokio::time::Instant::now() + SAVE_INTERVAL, SAVE_INTERVAL);
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
-        let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+        // `new` has just expired what was due: the first pass is one interval from now.
+        let mut prune =
+            tokio::time::interval_at(tokio::time::Instant::now() + PRUNE_INTERVAL, PRUNE_INTERVAL);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
