@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Measured, ReadError, read_attribute};
+use super::{DeviceClass, Measured, ReadError, device_name, read_attribute};
 use crate::state::Quantity;
 
 /// Where hwmon chips appear, under the sysfs root.
@@ -90,7 +90,7 @@ impl Channel {
             path: self.channel.clone(),
             message: "not a temp<N> or humidity<N> channel".into(),
         })?;
-        let dir = find_chip(root, &self.chip)?;
+        let dir = CHIPS.find(root, &self.chip)?;
         let path = dir.join(format!("{}_input", self.channel));
         let text = read_attribute(&path)?;
         let value = parse_input(&text).map_err(|message| ReadError::Format {
@@ -106,42 +106,12 @@ impl Channel {
     }
 }
 
-/// The directory of the chip named `chip` (its `name` file, or `hwmonN`).
-fn find_chip(root: &Path, chip: &str) -> Result<PathBuf, ReadError> {
-    let class = root.join(CLASS_DIR);
-    if chip.starts_with("hwmon") && class.join(chip).is_dir() {
-        return Ok(class.join(chip));
-    }
-    for dir in chips(root) {
-        if chip_name(&dir).as_deref() == Some(chip) {
-            return Ok(dir);
-        }
-    }
-    Err(ReadError::Missing(format!(
-        "no hwmon chip named {chip:?} under {}",
-        class.display()
-    )))
-}
-
-/// The `hwmon*` directories, in name order.
-fn chips(root: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join(CLASS_DIR))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("hwmon"))
-        .map(|entry| entry.path())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
-fn chip_name(dir: &Path) -> Option<String> {
-    read_attribute(&dir.join("name"))
-        .ok()
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-}
+/// The hwmon chips under `sysfs_root`.
+const CHIPS: DeviceClass = DeviceClass {
+    dir: CLASS_DIR,
+    prefix: "hwmon",
+    what: "hwmon chip",
+};
 
 /// What auto-detection found on one chip.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,11 +128,11 @@ pub struct Found {
 pub fn detect(root: &Path) -> (Vec<Found>, Vec<String>) {
     let mut found = Vec::new();
     let mut skipped = Vec::new();
-    for dir in chips(root) {
+    for dir in CHIPS.list(root) {
         let dir_name = dir
             .file_name()
             .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
-        let name = chip_name(&dir);
+        let name = device_name(&dir);
         if let Some(name) = &name
             && MACHINE_CHIPS.iter().any(|prefix| name.starts_with(prefix))
         {

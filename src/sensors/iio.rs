@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Measured, ReadError, read_attribute};
+use super::{DeviceClass, Measured, ReadError, device_name, read_attribute};
 use crate::state::Quantity;
 
 /// Where IIO devices appear, under the sysfs root.
@@ -82,7 +82,7 @@ impl Channel {
             path: self.channel.clone(),
             message: "not a temp, humidityrelative, pressure or illuminance channel".into(),
         })?;
-        let dir = find_device(root, &self.device)?;
+        let dir = DEVICES.find(root, &self.device)?;
         let number = |path: &Path| -> Result<f64, ReadError> {
             parse_number(&read_attribute(path)?).map_err(|message| ReadError::Format {
                 path: path.display().to_string(),
@@ -118,46 +118,12 @@ impl Channel {
     }
 }
 
-/// The directory of the device named `device` (its `name` file, or `iio:deviceN`).
-fn find_device(root: &Path, device: &str) -> Result<PathBuf, ReadError> {
-    let base = root.join(DEVICES_DIR);
-    if device.starts_with("iio:device") && base.join(device).is_dir() {
-        return Ok(base.join(device));
-    }
-    for dir in devices(root) {
-        if device_name(&dir).as_deref() == Some(device) {
-            return Ok(dir);
-        }
-    }
-    Err(ReadError::Missing(format!(
-        "no IIO device named {device:?} under {}",
-        base.display()
-    )))
-}
-
-fn devices(root: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join(DEVICES_DIR))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("iio:device")
-        })
-        .map(|entry| entry.path())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
-fn device_name(dir: &Path) -> Option<String> {
-    read_attribute(&dir.join("name"))
-        .ok()
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-}
+/// The IIO devices under `sysfs_root`.
+const DEVICES: DeviceClass = DeviceClass {
+    dir: DEVICES_DIR,
+    prefix: "iio:device",
+    what: "IIO device",
+};
 
 /// What auto-detection found: one entry per channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,7 +136,7 @@ pub struct Found {
 /// `_clear`, colours) are skipped: they are not in lux for people.
 pub fn detect(root: &Path) -> Vec<Found> {
     let mut found = Vec::new();
-    for dir in devices(root) {
+    for dir in DEVICES.list(root) {
         let dir_name = dir
             .file_name()
             .map_or_else(String::new, |name| name.to_string_lossy().into_owned());

@@ -98,6 +98,58 @@ pub fn read_attribute(path: &Path) -> Result<String, ReadError> {
     Ok(text)
 }
 
+/// A class of sysfs device directories, `<root>/<dir>/<prefix>N`, each naming itself in a
+/// `name` file: hwmon chips and IIO devices are both found this way.
+pub(crate) struct DeviceClass {
+    /// Below `sysfs_root`, like `class/hwmon`.
+    pub dir: &'static str,
+    /// The directories' prefix, like `hwmon`.
+    pub prefix: &'static str,
+    /// What a device is called in errors, like "hwmon chip".
+    pub what: &'static str,
+}
+
+impl DeviceClass {
+    /// The device directories under `root`, in name order.
+    pub fn list(&self, root: &Path) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join(self.dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with(self.prefix))
+            .map(|entry| entry.path())
+            .collect();
+        dirs.sort();
+        dirs
+    }
+
+    /// The directory of the device called `wanted`: its `name` file, or its directory name.
+    pub fn find(&self, root: &Path, wanted: &str) -> Result<PathBuf, ReadError> {
+        let base = root.join(self.dir);
+        if wanted.starts_with(self.prefix) && base.join(wanted).is_dir() {
+            return Ok(base.join(wanted));
+        }
+        self.list(root)
+            .into_iter()
+            .find(|dir| device_name(dir).as_deref() == Some(wanted))
+            .ok_or_else(|| {
+                ReadError::Missing(format!(
+                    "no {} named {wanted:?} under {}",
+                    self.what,
+                    base.display()
+                ))
+            })
+    }
+}
+
+/// What a sysfs device calls itself (its `name` file), if anything.
+pub(crate) fn device_name(dir: &Path) -> Option<String> {
+    read_attribute(&dir.join("name"))
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
+
 /// Where a source reads from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
