@@ -137,14 +137,25 @@ impl Drop for Node {
 
 /// A minimal HTTP/1.1 request; the body of a 2xx answer, else an error.
 pub fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Result<String, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|error| error.to_string())?;
+    request_at("127.0.0.1", port, method, path, body)
+}
+
+/// [`request`] to a node listening on `address` (a network namespace's, say).
+pub fn request_at(
+    address: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<String, String> {
+    let mut stream = TcpStream::connect((address, port)).map_err(|error| error.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let body = body.unwrap_or("");
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .map_err(|error| error.to_string())?;

@@ -4,8 +4,6 @@
 //! Needs root and iproute2's `ip` (CI runs as root); without them the test fails, saying so.
 
 use std::{
-    io::{Read as _, Write as _},
-    net::TcpStream,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -13,7 +11,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::netlab::Lab;
+use crate::{binary::request_at, netlab::Lab};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const TOKEN: &str = "mdns-test-token-0123456789";
@@ -49,21 +47,8 @@ fn start(lab: &Lab, host: u8, data_dir: &Path, key: &Path) -> Node {
 }
 
 fn get(address: &str, path: &str) -> Result<Value, String> {
-    let mut stream = TcpStream::connect((address, 7878)).map_err(|error| error.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|error| error.to_string())?;
-    let body = response.split_once("\r\n\r\n").ok_or("malformed answer")?.1;
-    serde_json::from_str(body).map_err(|error| error.to_string())
+    let body = request_at(address, 7878, "GET", path, None)?;
+    serde_json::from_str(&body).map_err(|error| error.to_string())
 }
 
 #[test]

@@ -4,8 +4,7 @@
 //! without them they fail, saying so. Traffic goes only to loopback and to the namespaces.
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -13,7 +12,10 @@ use std::{
 
 use serde_json::Value;
 
-use crate::netlab::{Lab, ip};
+use crate::{
+    binary::request_at,
+    netlab::{Lab, ip},
+};
 
 const TOKEN: &str = "presence-test-token-0123456789";
 
@@ -86,23 +88,8 @@ impl Node {
     }
 
     fn get(&self, path: &str) -> Result<Value, String> {
-        let (address, port) = (&self.http.0, self.http.1);
-        let mut stream =
-            TcpStream::connect((address.as_str(), port)).map_err(|error| error.to_string())?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-        )
-        .map_err(|error| error.to_string())?;
-        let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .map_err(|error| error.to_string())?;
-        let body = response.split_once("\r\n\r\n").ok_or("malformed answer")?.1;
-        serde_json::from_str(body).map_err(|error| error.to_string())
+        let body = request_at(&self.http.0, self.http.1, "GET", path, None)?;
+        serde_json::from_str(&body).map_err(|error| error.to_string())
     }
 
     /// The device `mac` in this node's `/api/state`, if listed.
