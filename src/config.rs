@@ -534,8 +534,6 @@ pub struct Config {
     pub presence: presence::Settings,
     /// The alert rules this node evaluates over its own sensors.
     pub alert_rules: Vec<alerts::Rule>,
-    /// Where this node posts the alerts it raises; `None`: nowhere.
-    pub webhook_url: Option<String>,
     /// An artificial latency on every network link, for benchmarks; not in the file, never
     /// set by the command line. `None`: no delay.
     pub link_delay: Option<crate::net::LinkDelay>,
@@ -552,6 +550,8 @@ pub struct Config {
 pub struct BotConfig {
     /// A name the bot answers to besides the node's; `None` for none.
     pub name: Option<NodeName>,
+    /// Where this node posts the alerts it raises; `None`: nowhere.
+    pub webhook_url: Option<String>,
 }
 
 /// Shortest publish and sync intervals accepted: faster only burns the network and SD card.
@@ -675,7 +675,9 @@ impl Config {
             ));
         }
         let sensors = raw.sensors.validate()?;
+        let (alert_rules, webhook_url) = alerts_and_webhook(raw.alerts, &raw.bot)?;
         let bot = BotConfig {
+            webhook_url,
             name: match raw.bot.name.trim() {
                 "" => None,
                 bot_name if !bot_name.chars().any(char::is_alphanumeric) => {
@@ -689,7 +691,6 @@ impl Config {
                 }
             },
         };
-        let (alert_rules, webhook_url) = alerts_and_webhook(raw.alerts, &raw.bot)?;
         Ok(Config {
             name,
             room,
@@ -710,7 +711,6 @@ impl Config {
             bot,
             presence: presence_settings(raw.presence)?,
             alert_rules,
-            webhook_url,
             link_delay: None,
             slack: validate_slack(raw.slack)?,
             matrix: validate_matrix(raw.matrix)?,
@@ -1147,7 +1147,7 @@ mod tests {
         assert_eq!(default.alert_rules.len(), 1);
         assert_eq!(default.alert_rules[0].id, "temperature-above-24");
         assert_eq!(default.alert_rules[0].trigger.hold_ms, 300_000);
-        assert!(default.webhook_url.is_none());
+        assert!(default.bot.webhook_url.is_none());
         let none = Config::from_toml("[alerts]\nrule = []\n").unwrap();
         assert!(none.alert_rules.is_empty());
         let two = Config::from_toml(
@@ -1160,7 +1160,7 @@ mod tests {
         assert_eq!(two.alert_rules[0].room.as_ref().unwrap().as_str(), "lab");
         assert_eq!(two.alert_rules[1].trigger.repeat_ms, Some(3_600_000));
         assert_eq!(
-            two.webhook_url.as_deref(),
+            two.bot.webhook_url.as_deref(),
             Some("https://hooks.example.com/services/T0/B0/x")
         );
     }

@@ -306,7 +306,7 @@ fn spawn_chat_and_alerts(
     shutdown: &CancellationToken,
 ) -> Result<()> {
     let mut sinks = Vec::new();
-    if let Some(url) = &config.webhook_url {
+    if let Some(url) = &config.bot.webhook_url {
         let webhook =
             Webhook::new(url).map_err(|message| anyhow::anyhow!("bot.webhook_url: {message}"))?;
         let (sender, queue) = mpsc::channel(webhook::QUEUE_CAPACITY);
