@@ -25,7 +25,8 @@ use anyhow::{Context, Result, bail};
 use officemesh::{
     config::Config,
     net::SwarmKey,
-    node::{self, RunningNode, office::Write},
+    node::{self, RunningNode},
+    office::Write,
     state::{NodeName, Quantity, Reading, Room, SensorId},
 };
 use tokio_util::sync::CancellationToken;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod http;
 pub mod net;
 pub mod node;
+pub mod office;
 pub mod presence;
 pub mod sensors;
 pub mod sim;

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 pub use self::reply::{Reply, SORRY, Situation, reply};
 use crate::{
-    node::office::{OfficeError, OfficeHandle, physical_ms},
+    office::{OfficeError, OfficeHandle, physical_ms},
     state::{Person, query::Query},
 };
 

@@ -8,10 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::{
-    node::office::{Identity, Office, Persist, Write},
+    office::{Write, testing::start_office},
     state::{
-        DEFAULT_RETENTION_MS, Mac, NodeId, NodeName, Quantity, Replica, Room, SensorId, Snapshot,
-        Version,
+        DEFAULT_RETENTION_MS, Mac, NodeId, NodeName, Quantity, Replica, Room, SensorId, Version,
     },
 };
 
@@ -364,26 +363,12 @@ fn the_rate_limit_allows_a_burst_then_the_sustained_rate() {
     assert!(limit.take(start + wait).is_err());
 }
 
-/// Keeps saves in memory; the store's own tests cover SQLite.
-struct Forget;
-
-impl Persist for Forget {
-    fn save(&mut self, _snapshot: &Snapshot) -> Result<(), String> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_bot_makes_its_writes_as_urgent_chat_writes() {
-    let identity = Identity {
-        name: NodeName::new("stratos").unwrap(),
-        room: Room::new("meeting room").unwrap(),
-        started_at_ms: 0,
-    };
+    let dir = tempfile::tempdir().unwrap();
     let replica = Replica::new(NodeId::new("12D3KooWBot").unwrap(), DEFAULT_RETENTION_MS);
-    let (office, handle, mut outbox) = Office::new(replica, identity, Forget).unwrap();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(office.run(shutdown.clone()));
+    let (handle, mut outbox, _store) = start_office(dir.path(), replica, &shutdown).await;
     let bot = Bot::new(handle.clone(), Some("bloo".into()), CONSIDER_HOME_MS);
     let mendes = Person::new("mendes").unwrap();
 
@@ -419,5 +404,4 @@ async fn the_bot_makes_its_writes_as_urgent_chat_writes() {
         Err(AskError::TooLong { .. })
     ));
     shutdown.cancel();
-    task.await.unwrap();
 }

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::view::{AlertView, OfficeView, PeerView};
 use crate::{
     bot::{AskError, Bot},
-    node::office::{OfficeError, OfficeHandle, Write, physical_ms},
+    office::{OfficeError, OfficeHandle, Write, physical_ms},
     state::{Person, Quantity, Room, SensorId, WriteError},
 };
 

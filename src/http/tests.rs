@@ -13,21 +13,11 @@ use tower::ServiceExt;
 use super::{Api, PeerSource, PeerView, router};
 use crate::{
     bot::{Bot, CHAT_BURST, MAX_TEXT_LEN},
-    node::office::{Identity, Office, Persist, physical_ms},
-    state::{DEFAULT_RETENTION_MS, NodeId, NodeName, Replica, Room, Snapshot},
+    office::{physical_ms, testing::start_office},
+    state::{DEFAULT_RETENTION_MS, NodeId, Replica},
 };
 
 const TOKEN: &str = "a-test-token-of-some-length";
-
-/// Keeps saves in memory; the store's own tests cover SQLite.
-struct Saved(Vec<Snapshot>);
-
-impl Persist for Saved {
-    fn save(&mut self, snapshot: &Snapshot) -> Result<(), String> {
-        self.0.push(snapshot.clone());
-        Ok(())
-    }
-}
 
 struct NoPeers;
 
@@ -50,6 +40,7 @@ impl PeerSource for NoPeers {
 struct Fixture {
     app: axum::Router,
     shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Fixture {
@@ -58,21 +49,16 @@ impl Drop for Fixture {
     }
 }
 
-fn fixture() -> Fixture {
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
     let id = NodeId::new("12D3KooWTestNode").unwrap();
-    let identity = Identity {
-        name: NodeName::new("pi-1").unwrap(),
-        room: Room::new("meeting room").unwrap(),
-        started_at_ms: physical_ms(),
-    };
-    let (office, handle, _outbox) = Office::new(
-        Replica::new(id, DEFAULT_RETENTION_MS),
-        identity,
-        Saved(Vec::new()),
-    )
-    .unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(office.run(shutdown.clone()));
+    let (handle, _outbox, _store) = start_office(
+        dir.path(),
+        Replica::new(id, DEFAULT_RETENTION_MS),
+        &shutdown,
+    )
+    .await;
     let api = Api {
         bot: Arc::new(Bot::new(handle.clone(), Some("bloo".into()), 180_000)),
         office: handle,
@@ -84,6 +70,7 @@ fn fixture() -> Fixture {
     Fixture {
         app: router(Arc::new(api)),
         shutdown,
+        _dir: dir,
     }
 }
 
@@ -116,7 +103,7 @@ async fn call(
 
 #[tokio::test]
 async fn a_pushed_reading_shows_in_the_state_with_its_age() {
-    let fixture = fixture();
+    let fixture = fixture().await;
     let body = r#"{"sensor": "desk-1", "room": "meeting room", "quantity": "temperature", "value": 72.5, "unit": "°F"}"#;
     let (status, _) = call(
         &fixture.app,
@@ -144,7 +131,7 @@ async fn a_pushed_reading_shows_in_the_state_with_its_age() {
 
 #[tokio::test]
 async fn a_target_is_set_and_shown() {
-    let fixture = fixture();
+    let fixture = fixture().await;
     let (status, body) = call(
         &fixture.app,
         Method::PUT,
@@ -164,7 +151,7 @@ async fn a_target_is_set_and_shown() {
 
 #[tokio::test]
 async fn writes_need_the_token() {
-    let fixture = fixture();
+    let fixture = fixture().await;
     let body = r#"{"sensor": "s", "room": "r", "quantity": "temperature", "value": 20}"#;
     let (status, error) = call(&fixture.app, Method::POST, "/api/readings", None, body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -187,7 +174,7 @@ async fn writes_need_the_token() {
 }
 
 async fn check_bad_request(body: &str, expected: &str) {
-    let fixture = fixture();
+    let fixture = fixture().await;
     let (status, error) = call(
         &fixture.app,
         Method::POST,
@@ -242,7 +229,7 @@ async fn bad_requests_name_the_field() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused() {
-    let fixture = fixture();
+    let fixture = fixture().await;
     let body = format!(
         r#"{{"sensor": "{}", "room": "r", "quantity": "sound", "value": 40}}"#,
         "x".repeat(64 * 1024)
@@ -260,7 +247,7 @@ async fn oversized_bodies_are_refused() {
 
 #[tokio::test]
 async fn health_and_peers_answer() {
-    let fixture = fixture();
+    let fixture = fixture().await;
     let (status, health) = call(&fixture.app, Method::GET, "/api/health", None, "").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(health["id"], "12D3KooWTestNode");
@@ -300,7 +287,7 @@ async fn read_until(
 #[tokio::test]
 async fn events_stream_the_state_and_its_changes() {
     use tokio::io::AsyncWriteExt as _;
-    let fixture = fixture();
+    let fixture = fixture().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let app = fixture.app.clone();
@@ -333,7 +320,7 @@ async fn ask(fixture: &Fixture, body: &str) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn the_bot_answers_from_the_state_and_its_writes_show() {
-    let fixture = fixture();
+    let fixture = fixture().await;
     let reading =
         r#"{"sensor": "desk-1", "room": "meeting room", "quantity": "temperature", "value": 22.5}"#;
     let (status, _) = call(
@@ -383,7 +370,7 @@ async fn the_bot_answers_from_the_state_and_its_writes_show() {
 
 #[tokio::test]
 async fn asking_needs_the_token_and_a_valid_body() {
-    let fixture = fixture();
+    let fixture = fixture().await;
     let body = r#"{"text": "i am 00:1a:2b:3c:4d:5e", "speaker": "mendes"}"#;
     let (status, _) = call(&fixture.app, Method::POST, "/api/ask", None, body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -423,7 +410,7 @@ async fn asking_needs_the_token_and_a_valid_body() {
 
 #[tokio::test]
 async fn a_flood_of_questions_is_slowed_down() {
-    let fixture = fixture();
+    let fixture = fixture().await;
     let body = r#"{"text": "status", "speaker": "mendes"}"#;
     let mut statuses = Vec::new();
     for _ in 0..CHAT_BURST * 2 {

@@ -1,9 +1,7 @@
 //! The wiring of one office node: the office actor, the network, the store, the HTTP API and
 //! the sensors, each a task owned here and stopped by one shutdown signal.
 
-pub mod alerts;
 pub mod demo;
-pub mod office;
 
 use std::{
     net::SocketAddr,
@@ -18,7 +16,6 @@ use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use self::office::{Identity, Office, OfficeHandle, Outgoing, Persist, physical_ms};
 use crate::{
     alerts::Evaluator,
     bot::Bot,
@@ -29,9 +26,10 @@ use crate::{
     config::Config,
     http::{self, Api, PeerSource, PeerView},
     net::{self, JoinToken, Net, NetEvent, NetHandle, SwarmKey, Verdict},
+    office::{Identity, Office, OfficeHandle, Outgoing, alerts, physical_ms},
     presence, sensors,
-    state::{NodeId, NodeName, Person, Replica, Snapshot},
-    store::{DEFAULT_HISTORY_RETENTION_MS, DEFAULT_ROLLUP_RETENTION_MS, HistoryRow, Store},
+    state::{NodeId, NodeName, Person, Replica},
+    store::{Store, StoreHandle},
 };
 
 /// How long a device counts as present after a node last saw it, unless `[presence]
@@ -49,6 +47,7 @@ pub struct RunningNode {
     pub api_token_path: Option<PathBuf>,
     pub net: NetHandle,
     pub office: OfficeHandle,
+    store: StoreHandle,
     tasks: JoinSet<()>,
 }
 
@@ -73,41 +72,17 @@ impl RunningNode {
         }
     }
 
-    /// Waits until every task has stopped (after the shutdown token fired).
+    /// Waits until every task has stopped (after the shutdown token fired), then closes the
+    /// store: the office actor's last save is in, and the file is left fully synced.
     pub async fn wait(mut self) {
         while let Some(result) = self.tasks.join_next().await {
             if let Err(error) = result {
                 warn!(%error, "a node task ended abnormally");
             }
         }
-    }
-}
-
-/// The store, as the office actor saves to it.
-struct StorePersist(Store);
-
-impl Persist for StorePersist {
-    fn save(&mut self, snapshot: &Snapshot) -> Result<(), String> {
-        self.0
-            .save_snapshot(snapshot)
-            .map_err(|error| error.to_string())
-    }
-
-    fn append_history(&mut self, rows: &[HistoryRow]) -> Result<(), String> {
-        self.0
-            .append_history(rows)
-            .map(drop)
-            .map_err(|error| error.to_string())
-    }
-
-    fn prune_history(&mut self, now_ms: u64) -> Result<(), String> {
-        self.0
-            .prune_history(
-                now_ms.saturating_sub(DEFAULT_HISTORY_RETENTION_MS),
-                now_ms.saturating_sub(DEFAULT_ROLLUP_RETENTION_MS),
-            )
-            .map(drop)
-            .map_err(|error| error.to_string())
+        if let Err(error) = self.store.close().await {
+            warn!(%error, "closing the store failed");
+        }
     }
 }
 
@@ -188,7 +163,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         room: config.room.clone(),
         started_at_ms,
     };
-    let (office, office_handle, outbox) = Office::new(replica, identity, StorePersist(store))?;
+    let store = StoreHandle::spawn(store)?;
+    let (office, office_handle, outbox) = Office::new(replica, identity, store.clone()).await?;
 
     let mut bootstrap = config.peers.clone();
     bootstrap.extend(joined);
@@ -293,6 +269,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         api_token_path,
         net: net_handle,
         office: office_handle,
+        store,
         tasks,
     })
 }

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 pub use self::refresh::Subnet;
 use crate::{
-    node::office::{OfficeError, OfficeHandle, Write},
+    office::{OfficeError, OfficeHandle, Write},
     state::Mac,
 };
 

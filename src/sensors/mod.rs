@@ -31,7 +31,7 @@ use tracing::{info, warn};
 pub use self::config::{DEFAULT_SYSFS_ROOT, SensorsConfig};
 use self::health::{Change, Health};
 use crate::{
-    node::office::{OfficeError, OfficeHandle, Write},
+    office::{OfficeError, OfficeHandle, Write},
     state::{InvalidValue, Quantity, Room, SensorId},
 };
 

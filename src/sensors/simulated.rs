@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::{
-    node::office::{OfficeError, OfficeHandle, Write},
+    office::{OfficeError, OfficeHandle, Write},
     state::{Quantity, Room, SensorId},
 };
 

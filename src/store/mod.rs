@@ -3,8 +3,9 @@
 //! the history of readings with its hourly rollups.
 //!
 //! Only this module knows SQL: its surface is domain types ([`Snapshot`], [`HistoryRow`])
-//! and opaque key bytes. It is synchronous; the node runs it on a dedicated thread (or
-//! `spawn_blocking`), so a slow SD card never stalls the network.
+//! and opaque key bytes. [`Store`] is synchronous; a running node moves it onto a thread of
+//! its own behind a [`StoreHandle`] (`worker.rs`), so a slow SD card never stalls the office
+//! actor or the network.
 //!
 //! What survives what:
 //! - SQLite runs in WAL mode with `synchronous=NORMAL`: a commit appends to the write-ahead
@@ -23,6 +24,7 @@ mod history;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod worker;
 
 use std::{
     collections::HashMap,
@@ -44,6 +46,7 @@ pub use self::{
         MAX_HISTORY_QUERY_ROWS, Pruned, ROLLUP_BUCKET_MS, Rollup,
     },
     schema::SCHEMA_VERSION,
+    worker::{REQUEST_CAPACITY, SaveOutcome, StoreHandle},
 };
 use crate::{
     state::Snapshot,
@@ -120,6 +123,9 @@ pub enum StoreError {
         saved: u64,
         offered: u64,
     },
+    /// The store's thread has stopped (after [`StoreHandle::close`]): nothing was done.
+    #[error("the store of {path} is closed")]
+    Stopped { path: PathBuf },
     /// Any other failure of the database (disk full, I/O error, ...).
     #[error("database {path} failed: {source}")]
     Database {

@@ -12,7 +12,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::office::{OfficeHandle, Write, physical_ms};
+use super::{OfficeHandle, Write, physical_ms};
 use crate::{
     alerts::{Action, Evaluator},
     state::{Alert, Hlc, Reading, Replica, SensorId},

@@ -1,0 +1,684 @@
+//! The office actor: the one owner of this node's [`Replica`].
+//!
+//! Everything that reads or changes the office state goes through an [`OfficeHandle`]:
+//! local writes (sensors, presence, HTTP, chat, alerts), deltas and sync requests from the
+//! network. The actor applies them one at a time, hands each local delta to the network,
+//! publishes the new state on a watch channel for readers (HTTP, bot), and saves to the store
+//! in batches. The store runs on its own thread ([`StoreHandle`]): a save is sent and the
+//! actor goes on serving while the card writes it.
+
+pub mod alerts;
+mod write;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use futures::{FutureExt as _, StreamExt as _, future::BoxFuture, stream::FuturesUnordered};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+pub use self::write::Write;
+use crate::{
+    state::{
+        Delta, Digest, MergeReport, NodeId, NodeName, ReadingKey, Replica, Room, SEQ_LEASE,
+        Version, WriteError,
+    },
+    store::{
+        DEFAULT_HISTORY_RETENTION_MS, DEFAULT_ROLLUP_RETENTION_MS, HistoryRow, Pruned, SaveOutcome,
+        StoreError, StoreHandle,
+    },
+};
+
+/// Commands waiting for the actor: HTTP requests, sensor readings, network merges. A burst of
+/// sync answers from a whole office fits; beyond, senders wait (backpressure), nothing is lost.
+pub const COMMAND_CAPACITY: usize = 256;
+
+/// Deltas waiting for the network actor to publish them.
+pub const OUTBOX_CAPACITY: usize = 256;
+
+/// How often a changed replica is saved. Its own readings written since the last save are
+/// what a kill -9 can lose; everything else comes back from peers.
+pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the node rewrites its own entry (its heartbeat).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Readings waiting for the next batched history append. At one save a second this only
+/// fills if the store keeps failing; then the oldest rows are dropped, not the node.
+pub const MAX_PENDING_HISTORY: usize = 10_000;
+
+/// How often raw history older than its retention is rolled up into hours.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// How many sequence numbers a write may still use before the last *saved* lease runs out
+/// and the actor waits for a save. A snapshot raises the replica's ceiling at once, but a
+/// kill before its save lands restarts from the older one; writes therefore stay below the
+/// saved ceiling with this margin, far more than any one write (a scan's sightings) uses.
+const LEASE_MARGIN: u64 = SEQ_LEASE / 2;
+
+/// Milliseconds since the Unix epoch, by this machine's clock. The only place the node reads
+/// the wall clock for the office state; the core takes it as an argument.
+pub fn physical_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// A delta for the network to push to peers.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub delta: Delta,
+    /// Publish now rather than with the next batch.
+    pub urgent: bool,
+}
+
+/// Why an office request failed.
+#[derive(Debug, Error)]
+pub enum OfficeError {
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("the node is shutting down")]
+    Stopped,
+    #[error("cannot save the office state: {0}")]
+    Save(#[from] StoreError),
+}
+
+enum Command {
+    Write {
+        write: Write,
+        reply: oneshot::Sender<Result<(), OfficeError>>,
+    },
+    Merge {
+        delta: Delta,
+        from: NodeId,
+        reply: oneshot::Sender<MergeReport>,
+    },
+    Digest {
+        reply: oneshot::Sender<Digest>,
+    },
+    MissingFor {
+        digest: Digest,
+        reply: oneshot::Sender<Delta>,
+    },
+}
+
+/// A cloneable handle on the office actor.
+#[derive(Clone)]
+pub struct OfficeHandle {
+    commands: mpsc::Sender<Command>,
+    view: watch::Receiver<Arc<Replica>>,
+    unsaved: Arc<AtomicBool>,
+}
+
+impl OfficeHandle {
+    /// The office state as of the last change.
+    pub fn view(&self) -> Arc<Replica> {
+        self.view.borrow().clone()
+    }
+
+    /// Whether the state has changed since the last save: what a kill -9 now would lose
+    /// from this node's disk (peers still hold their own writes).
+    pub fn unsaved(&self) -> bool {
+        self.unsaved.load(Ordering::Relaxed)
+    }
+
+    /// A receiver that wakes on every change, for live views (server-sent events).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Replica>> {
+        self.view.clone()
+    }
+
+    pub async fn write(&self, write: Write) -> Result<(), OfficeError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Write { write, reply }).await?;
+        answer.await.map_err(|_| OfficeError::Stopped)?
+    }
+
+    /// Merges a delta from peer `from`; the report says what was rejected.
+    pub async fn merge(&self, delta: Delta, from: NodeId) -> Result<MergeReport, OfficeError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Merge { delta, from, reply }).await?;
+        answer.await.map_err(|_| OfficeError::Stopped)
+    }
+
+    pub async fn digest(&self) -> Result<Digest, OfficeError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Digest { reply }).await?;
+        answer.await.map_err(|_| OfficeError::Stopped)
+    }
+
+    pub async fn missing_for(&self, digest: Digest) -> Result<Delta, OfficeError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::MissingFor { digest, reply }).await?;
+        answer.await.map_err(|_| OfficeError::Stopped)
+    }
+
+    async fn send(&self, command: Command) -> Result<(), OfficeError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| OfficeError::Stopped)
+    }
+}
+
+/// Who this node is, for its heartbeat entry.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub name: NodeName,
+    pub room: Room,
+    pub started_at_ms: u64,
+}
+
+/// Store work the actor sent and has not heard back from.
+enum StoreDone {
+    /// A periodic save of the state as of change number `generation`.
+    Saved {
+        generation: u64,
+        ceiling: Option<u64>,
+        outcome: SaveOutcome,
+    },
+    Pruned(Result<Pruned, StoreError>),
+}
+
+/// The actor's state; runs until `shutdown`, then saves one last time.
+pub struct Office {
+    replica: Replica,
+    identity: Identity,
+    store: StoreHandle,
+    commands: mpsc::Receiver<Command>,
+    outbox: mpsc::Sender<Outgoing>,
+    view: watch::Sender<Arc<Replica>>,
+    /// Changed since the last save; shared with the handles.
+    unsaved: Arc<AtomicBool>,
+    /// Counts changes, so a save that lands knows whether it holds the latest one.
+    generation: u64,
+    /// The sequence ceiling of the last snapshot the store confirmed.
+    saved_ceiling: u64,
+    /// This node's readings not yet handed to the store, for the history.
+    history: Vec<HistoryRow>,
+    /// Saves and prunes on their way through the store thread.
+    in_flight: FuturesUnordered<BoxFuture<'static, StoreDone>>,
+    /// Whether one of `in_flight` is a save: saves go one at a time.
+    saving: bool,
+}
+
+impl Office {
+    /// Saves the replica (reserving sequence numbers) and returns the actor, its handle and
+    /// the receiving end of the outbox. Fails if the first save fails: a node that cannot
+    /// save must not write.
+    pub async fn new(
+        mut replica: Replica,
+        identity: Identity,
+        store: StoreHandle,
+    ) -> Result<(Self, OfficeHandle, mpsc::Receiver<Outgoing>), OfficeError> {
+        // A node that was off for longer than the retention forgets what expired meanwhile
+        // before anyone reads it (privacy); the hourly pass does it from then on.
+        replica.expire(physical_ms());
+        let snapshot = replica.snapshot();
+        let saved_ceiling = snapshot.seq_ceiling;
+        store.save_snapshot(snapshot).await?;
+        let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
+        let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let (view, view_rx) = watch::channel(Arc::new(replica.clone()));
+        let unsaved = Arc::new(AtomicBool::new(false));
+        let office = Office {
+            replica,
+            identity,
+            store,
+            commands,
+            outbox,
+            view,
+            unsaved: unsaved.clone(),
+            generation: 0,
+            saved_ceiling,
+            history: Vec::new(),
+            in_flight: FuturesUnordered::new(),
+            saving: false,
+        };
+        let handle = OfficeHandle {
+            commands: commands_tx,
+            view: view_rx,
+            unsaved,
+        };
+        Ok((office, handle, outbox_rx))
+    }
+
+    pub fn id(&self) -> &NodeId {
+        self.replica.id()
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        // `new` has just saved: the first save is due one interval from now.
+        let mut save =
+            tokio::time::interval_at(tokio::time::Instant::now() + SAVE_INTERVAL, SAVE_INTERVAL);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        // `new` has just expired what was due: the first pass is one interval from now.
+        let mut prune =
+            tokio::time::interval_at(tokio::time::Instant::now() + PRUNE_INTERVAL, PRUNE_INTERVAL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                command = self.commands.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+                Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.finished(done);
+                }
+                _ = save.tick() => self.start_save(),
+                _ = heartbeat.tick() => self.announce().await,
+                _ = prune.tick() => self.prune(),
+            }
+        }
+        self.finish_store_work().await;
+        self.unsaved.store(true, Ordering::Relaxed);
+        self.start_save();
+        self.finish_store_work().await;
+        if self.unsaved.load(Ordering::Relaxed) {
+            error!("the office state could not be saved at shutdown; peers hold what was shared");
+        } else {
+            info!("office state saved");
+        }
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Write { write, reply } => {
+                let result = self.write(write).await;
+                let _ = reply.send(result);
+            }
+            Command::Merge { delta, from, reply } => {
+                let report = self.replica.merge(delta, &from, physical_ms());
+                if report.changed() {
+                    self.changed();
+                }
+                let _ = reply.send(report);
+            }
+            Command::Digest { reply } => {
+                let _ = reply.send(self.replica.digest());
+            }
+            Command::MissingFor { digest, reply } => {
+                let _ = reply.send(self.replica.missing_for(&digest));
+            }
+        }
+    }
+
+    async fn write(&mut self, write: Write) -> Result<(), OfficeError> {
+        self.ensure_saved_lease().await?;
+        let urgent = write.urgent();
+        let delta = match write.apply(&mut self.replica, physical_ms()) {
+            Err(WriteError::LeaseExhausted { .. }) => {
+                self.save_lease().await?;
+                write.apply(&mut self.replica, physical_ms())?
+            }
+            other => other?,
+        };
+        self.changed();
+        self.remember_history(&write);
+        if self.outbox.send(Outgoing { delta, urgent }).await.is_err() {
+            debug!("network stopped; the write stays local until sync");
+        }
+        Ok(())
+    }
+
+    /// Waits, when the saved lease of sequence numbers is close to used up, until a save
+    /// has reserved more: a number is only used once its lease is on disk.
+    async fn ensure_saved_lease(&mut self) -> Result<(), OfficeError> {
+        if self.replica.seq().saturating_add(LEASE_MARGIN) < self.saved_ceiling {
+            return Ok(());
+        }
+        self.finish_store_work().await;
+        if self.replica.seq().saturating_add(LEASE_MARGIN) < self.saved_ceiling {
+            return Ok(());
+        }
+        self.save_lease().await
+    }
+
+    /// Reserves a new lease of sequence numbers and waits until it is saved.
+    async fn save_lease(&mut self) -> Result<(), OfficeError> {
+        let snapshot = self.replica.snapshot();
+        let ceiling = snapshot.seq_ceiling;
+        self.store.save_snapshot(snapshot).await?;
+        self.saved_ceiling = self.saved_ceiling.max(ceiling);
+        Ok(())
+    }
+
+    async fn announce(&mut self) {
+        if let Err(error) = self.ensure_saved_lease().await {
+            error!(%error, "cannot save the office state; heartbeat skipped");
+            return;
+        }
+        let identity = self.identity.clone();
+        let version = Version::new(env!("CARGO_PKG_VERSION")).expect("the crate version is valid");
+        let mut result = self.replica.announce(
+            identity.name.clone(),
+            identity.room.clone(),
+            version.clone(),
+            identity.started_at_ms,
+            physical_ms(),
+        );
+        if let Err(WriteError::LeaseExhausted { .. }) = result {
+            if let Err(error) = self.save_lease().await {
+                error!(%error, "cannot save the office state; heartbeat skipped");
+                return;
+            }
+            result = self.replica.announce(
+                identity.name,
+                identity.room,
+                version,
+                identity.started_at_ms,
+                physical_ms(),
+            );
+        }
+        match result {
+            Ok(delta) => {
+                self.changed();
+                let _ = self
+                    .outbox
+                    .send(Outgoing {
+                        delta,
+                        urgent: false,
+                    })
+                    .await;
+            }
+            Err(error) => warn!(%error, "heartbeat not written"),
+        }
+    }
+
+    /// Queues the reading just written for the next history batch.
+    fn remember_history(&mut self, write: &Write) {
+        let Write::Reading { sensor, .. } = write else {
+            return;
+        };
+        let key = ReadingKey {
+            node: self.replica.id().clone(),
+            sensor: sensor.clone(),
+        };
+        let Some(reading) = self
+            .replica
+            .store()
+            .readings
+            .get(&key)
+            .and_then(|writes| writes.values().max_by_key(|reading| reading.at))
+        else {
+            return;
+        };
+        if self.history.len() >= MAX_PENDING_HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(HistoryRow::from_reading(&key, reading));
+    }
+
+    fn changed(&mut self) {
+        self.generation += 1;
+        self.unsaved.store(true, Ordering::Relaxed);
+        self.view.send_replace(Arc::new(self.replica.clone()));
+    }
+
+    /// Sends the state (when it changed) and the pending history to the store, unless a save
+    /// is already on its way: the next tick sends what changed meanwhile.
+    fn start_save(&mut self) {
+        let dirty = self.unsaved.load(Ordering::Relaxed);
+        if self.saving || (!dirty && self.history.is_empty()) {
+            return;
+        }
+        let snapshot = dirty.then(|| self.replica.snapshot());
+        let ceiling = snapshot.as_ref().map(|snapshot| snapshot.seq_ceiling);
+        let history = std::mem::take(&mut self.history);
+        let generation = self.generation;
+        let store = self.store.clone();
+        self.saving = true;
+        self.in_flight.push(
+            async move {
+                StoreDone::Saved {
+                    generation,
+                    ceiling,
+                    outcome: store.save(snapshot, history).await,
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    fn prune(&mut self) {
+        let now_ms = physical_ms();
+        let store = self.store.clone();
+        self.in_flight.push(
+            async move {
+                StoreDone::Pruned(
+                    store
+                        .prune_history(
+                            now_ms.saturating_sub(DEFAULT_HISTORY_RETENTION_MS),
+                            now_ms.saturating_sub(DEFAULT_ROLLUP_RETENTION_MS),
+                        )
+                        .await,
+                )
+            }
+            .boxed(),
+        );
+        // Merges expire entries too, but a node without peers must also forget the devices
+        // it saw (privacy).
+        if self.replica.expire(now_ms) > 0 {
+            self.changed();
+        }
+    }
+
+    fn finished(&mut self, done: StoreDone) {
+        match done {
+            StoreDone::Saved {
+                generation,
+                ceiling,
+                outcome,
+            } => {
+                self.saving = false;
+                match outcome.snapshot {
+                    Ok(()) => {
+                        if let Some(ceiling) = ceiling {
+                            self.saved_ceiling = self.saved_ceiling.max(ceiling);
+                        }
+                        if generation == self.generation {
+                            self.unsaved.store(false, Ordering::Relaxed);
+                        }
+                    }
+                    // Keep running: peers hold the data, and the next tick tries again.
+                    Err(error) => error!(%error, "cannot save the office state; retrying"),
+                }
+                if let Err((error, mut rows)) = outcome.history {
+                    warn!(%error, rows = rows.len(), "cannot append to the reading history; retrying");
+                    // The rows that failed go before those written meanwhile, within the cap.
+                    rows.append(&mut self.history);
+                    let excess = rows.len().saturating_sub(MAX_PENDING_HISTORY);
+                    rows.drain(..excess);
+                    self.history = rows;
+                }
+            }
+            StoreDone::Pruned(Err(error)) => {
+                warn!(%error, "cannot prune the reading history; retrying in an hour");
+            }
+            StoreDone::Pruned(Ok(pruned)) => debug!(?pruned, "reading history pruned"),
+        }
+    }
+
+    /// Waits for every save and prune on its way.
+    async fn finish_store_work(&mut self) {
+        while let Some(done) = self.in_flight.next().await {
+            self.finished(done);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! An office actor on a real store in a directory of the test's, for unit tests of the
+    //! modules above it (bot, HTTP).
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::store::Store;
+
+    /// Starts an office actor for `replica`, saving to a new store in `dir`; it runs until
+    /// `shutdown`. Returns its handle and the outbox of its deltas.
+    pub async fn start_office(
+        dir: &Path,
+        replica: Replica,
+        shutdown: &CancellationToken,
+    ) -> (OfficeHandle, mpsc::Receiver<Outgoing>, StoreHandle) {
+        let store = StoreHandle::spawn(Store::open(dir).expect("a store in a fresh directory"))
+            .expect("the store thread starts");
+        let identity = Identity {
+            name: NodeName::new("pi").unwrap(),
+            room: Room::new("lab").unwrap(),
+            started_at_ms: 0,
+        };
+        let (office, handle, outbox) = Office::new(replica, identity, store.clone())
+            .await
+            .expect("the first save succeeds");
+        tokio::spawn(office.run(shutdown.clone()));
+        (handle, outbox, store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::{testing::start_office, *};
+    use crate::state::{DEFAULT_RETENTION_MS, Quantity, SensorId};
+
+    /// How long a test waits for the store thread, in real time.
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    /// Polls `check` until it holds, advancing tokio's (possibly paused) clock between polls,
+    /// for at most [`DEADLINE`] of real time.
+    async fn poll_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        while !check().await {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn readings_reach_the_saved_history_and_the_state_is_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = NodeId::new("12D3KooWHistory").unwrap();
+        let shutdown = CancellationToken::new();
+        let (handle, _outbox, store) = start_office(
+            dir.path(),
+            Replica::new(id.clone(), DEFAULT_RETENTION_MS),
+            &shutdown,
+        )
+        .await;
+        // Three sensors: the history keeps one row per sensor and millisecond.
+        let sensors = ["desk", "door", "window"].map(|name| SensorId::new(name).unwrap());
+        for (sensor, value) in sensors.iter().zip([20.0, 20.5, 21.0]) {
+            let write = Write::Reading {
+                sensor: sensor.clone(),
+                room: Room::new("lab").unwrap(),
+                quantity: Quantity::Temperature,
+                value,
+                unit: "°C".into(),
+            };
+            handle.write(write).await.unwrap();
+        }
+        assert!(handle.unsaved(), "written, not yet saved");
+        let history = async || {
+            let mut values = Vec::new();
+            for sensor in &sensors {
+                let rows = store
+                    .history(id.clone(), sensor.clone(), 0..u64::MAX)
+                    .await
+                    .unwrap();
+                values.extend(rows.iter().map(|row| row.value));
+            }
+            values
+        };
+        poll_until("the three readings in the history", async || {
+            history().await.len() == 3
+        })
+        .await;
+        assert_eq!(history().await, [20.0, 20.5, 21.0]);
+        poll_until("the state saved", async || !handle.unsaved()).await;
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_state_is_saved_at_shutdown_and_the_store_closed_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = NodeId::new("12D3KooWShutdown").unwrap();
+        let shutdown = CancellationToken::new();
+        let store = StoreHandle::spawn(crate::store::Store::open(dir.path()).unwrap()).unwrap();
+        let identity = Identity {
+            name: NodeName::new("pi").unwrap(),
+            room: Room::new("lab").unwrap(),
+            started_at_ms: 0,
+        };
+        let replica = Replica::new(id.clone(), DEFAULT_RETENTION_MS);
+        let (office, handle, _outbox) =
+            Office::new(replica, identity, store.clone()).await.unwrap();
+        let task = tokio::spawn(office.run(shutdown.clone()));
+        let write = Write::Bind {
+            person: crate::state::Person::new("mendes").unwrap(),
+            mac: "00:1a:2b:3c:4d:5e".parse().unwrap(),
+        };
+        handle.write(write).await.unwrap();
+        // Stopped before the first periodic save is due: the last save holds the binding.
+        shutdown.cancel();
+        task.await.unwrap();
+        store.close().await.unwrap();
+        assert!(
+            matches!(
+                store
+                    .save_snapshot(Replica::new(id.clone(), 0).snapshot())
+                    .await,
+                Err(StoreError::Stopped { .. })
+            ),
+            "a closed store refuses work"
+        );
+        let reopened = crate::store::Store::open(dir.path()).unwrap();
+        let snapshot = reopened.load_snapshot().unwrap().expect("a saved state");
+        let restored = Replica::restore(snapshot, DEFAULT_RETENTION_MS);
+        assert_eq!(restored.store().people.len(), 1, "the binding survived");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_without_peers_forgets_devices_after_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        // A zero retention: every sighting has expired by the next hourly pass.
+        let replica = Replica::new(NodeId::new("12D3KooWExpiry").unwrap(), 0);
+        let shutdown = CancellationToken::new();
+        let (handle, mut outbox, _store) = start_office(dir.path(), replica, &shutdown).await;
+        // An hour of paused time is 120 heartbeats: drain them as the network actor would.
+        tokio::spawn(async move { while outbox.recv().await.is_some() {} });
+        let seen = vec![
+            (
+                "00:1a:2b:3c:4d:5e".parse().unwrap(),
+                "192.0.2.10".parse().unwrap(),
+            ),
+            (
+                "f2:c6:75:56:2f:91".parse().unwrap(),
+                "192.0.2.11".parse().unwrap(),
+            ),
+        ];
+        handle.write(Write::Sightings { seen }).await.unwrap();
+        assert_eq!(
+            handle.view().store().network.len(),
+            2,
+            "one batch, two rows"
+        );
+        // With time paused, the next pass runs as soon as the actor is idle.
+        tokio::time::sleep(PRUNE_INTERVAL + SAVE_INTERVAL).await;
+        poll_until("the sightings forgotten", async || {
+            handle.view().store().network.is_empty()
+        })
+        .await;
+        shutdown.cancel();
+    }
+}

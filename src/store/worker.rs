@@ -1,0 +1,216 @@
+//! The store on a thread of its own. SQLite calls block, and on an SD card a synced commit can
+//! take a good part of a second: run inline in the office actor, every write and merge of the
+//! node would wait for the card. So a running node moves its [`Store`] onto a dedicated
+//! thread and reaches it through a cloneable [`StoreHandle`] over a bounded queue; each
+//! request carries a oneshot for its answer, and [`StoreHandle::close`] ends the thread with
+//! [`Store::close`], which leaves the file fully synced.
+
+use std::{ops::Range, path::PathBuf, thread};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+use super::{HistoryRow, Pruned, Store, StoreError};
+use crate::state::{NodeId, SensorId, Snapshot};
+
+/// Requests waiting for the store thread. The office actor keeps at most one save in flight
+/// and prunes hourly, so a handful is plenty; a full queue makes senders wait.
+pub const REQUEST_CAPACITY: usize = 8;
+
+/// What a save wrote, and what it could not.
+#[derive(Debug)]
+pub struct SaveOutcome {
+    /// Whether the snapshot (when there was one) was saved.
+    pub snapshot: Result<(), StoreError>,
+    /// Whether the history batch was appended; on an error, the rows come back for a retry.
+    pub history: Result<(), (StoreError, Vec<HistoryRow>)>,
+}
+
+enum Request {
+    Save {
+        snapshot: Option<Box<Snapshot>>,
+        history: Vec<HistoryRow>,
+        reply: oneshot::Sender<SaveOutcome>,
+    },
+    Prune {
+        raw_before_ms: u64,
+        rollups_before_ms: u64,
+        reply: oneshot::Sender<Result<Pruned, StoreError>>,
+    },
+    History {
+        node: NodeId,
+        sensor: SensorId,
+        range: Range<u64>,
+        reply: oneshot::Sender<Result<Vec<HistoryRow>, StoreError>>,
+    },
+    Close {
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// A cloneable handle on the store thread.
+#[derive(Clone)]
+pub struct StoreHandle {
+    requests: mpsc::Sender<Request>,
+    path: PathBuf,
+}
+
+impl StoreHandle {
+    /// Moves `store` onto a new thread. The thread ends at [`StoreHandle::close`], or when
+    /// every handle is dropped (then the store is closed too, its errors logged).
+    pub fn spawn(store: Store) -> Result<StoreHandle, StoreError> {
+        let path = store.path().to_owned();
+        let (requests, queue) = mpsc::channel(REQUEST_CAPACITY);
+        thread::Builder::new()
+            .name("store".into())
+            .spawn(move || serve(store, queue))
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(StoreHandle { requests, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Saves `snapshot` (synced, see [`Store::save_snapshot`]) and appends `history`, in that
+    /// order, and says how each went.
+    pub async fn save(&self, snapshot: Option<Snapshot>, history: Vec<HistoryRow>) -> SaveOutcome {
+        let (reply, answer) = oneshot::channel();
+        let request = Request::Save {
+            snapshot: snapshot.map(Box::new),
+            history,
+            reply,
+        };
+        if let Err(mpsc::error::SendError(request)) = self.requests.send(request).await {
+            let Request::Save { history, .. } = request else {
+                unreachable!("the request sent was a save")
+            };
+            return self.stopped_save(history);
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| self.stopped_save(Vec::new()))
+    }
+
+    /// Saves a snapshot alone: what reserving sequence numbers needs.
+    pub async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.save(Some(snapshot), Vec::new()).await.snapshot
+    }
+
+    /// Rolls raw history older than `raw_before_ms` into hourly rollups and drops rollups
+    /// older than `rollups_before_ms` ([`Store::prune_history`]).
+    pub async fn prune_history(
+        &self,
+        raw_before_ms: u64,
+        rollups_before_ms: u64,
+    ) -> Result<Pruned, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Prune {
+            raw_before_ms,
+            rollups_before_ms,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| self.stopped())?
+    }
+
+    /// The raw readings of one sensor measured in `range` ([`Store::history`]).
+    pub async fn history(
+        &self,
+        node: NodeId,
+        sensor: SensorId,
+        range: Range<u64>,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::History {
+            node,
+            sensor,
+            range,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| self.stopped())?
+    }
+
+    /// Closes the store ([`Store::close`]: checkpointed and synced) and ends its thread.
+    /// Requests sent after it fail with [`StoreError::Stopped`].
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Close { reply }).await?;
+        answer.await.map_err(|_| self.stopped())?
+    }
+
+    async fn send(&self, request: Request) -> Result<(), StoreError> {
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| self.stopped())
+    }
+
+    fn stopped(&self) -> StoreError {
+        StoreError::Stopped {
+            path: self.path.clone(),
+        }
+    }
+
+    fn stopped_save(&self, history: Vec<HistoryRow>) -> SaveOutcome {
+        SaveOutcome {
+            snapshot: Err(self.stopped()),
+            history: if history.is_empty() {
+                Ok(())
+            } else {
+                Err((self.stopped(), history))
+            },
+        }
+    }
+}
+
+/// The thread's loop: one request at a time, in the order sent.
+fn serve(mut store: Store, mut queue: mpsc::Receiver<Request>) {
+    while let Some(request) = queue.blocking_recv() {
+        match request {
+            Request::Save {
+                snapshot,
+                history,
+                reply,
+            } => {
+                let snapshot = match snapshot {
+                    Some(snapshot) => store.save_snapshot(&snapshot),
+                    None => Ok(()),
+                };
+                let history = match store.append_history(&history) {
+                    Ok(_) => Ok(()),
+                    Err(error) => Err((error, history)),
+                };
+                let _ = reply.send(SaveOutcome { snapshot, history });
+            }
+            Request::Prune {
+                raw_before_ms,
+                rollups_before_ms,
+                reply,
+            } => {
+                let _ = reply.send(store.prune_history(raw_before_ms, rollups_before_ms));
+            }
+            Request::History {
+                node,
+                sensor,
+                range,
+                reply,
+            } => {
+                let _ = reply.send(store.history(&node, &sensor, range));
+            }
+            Request::Close { reply } => {
+                let _ = reply.send(store.close());
+                return;
+            }
+        }
+    }
+    // Every handle is gone without a close: close anyway, so the log is checkpointed.
+    if let Err(error) = store.close() {
+        warn!(%error, "closing the store failed");
+    }
+}
