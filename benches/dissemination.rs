@@ -356,22 +356,22 @@ async fn measure(
         }
         let room = format!("room {index}");
         let mut config = Config::from_toml("")?;
-        config.name = Some(officemesh::state::NodeName::new(&format!("bench-{index}"))?);
-        config.room = Room::new(&room)?;
-        config.data_dir = dir.join(format!("node-{index}"));
-        config.mdns = false;
+        config.node.name = Some(officemesh::state::NodeName::new(&format!("bench-{index}"))?);
+        config.node.room = Room::new(&room)?;
+        config.node.data_dir = dir.join(format!("node-{index}"));
+        config.network.mdns = false;
         // The office workload below is the only traffic measured: no host sensors, no
         // network-map rows from this machine's neighbour table.
         config.sensors.auto_detect = false;
         config.presence.enabled = false;
-        config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-        config.peers = peers;
-        config.swarm_key_file = Some(PathBuf::from(&key_path));
-        config.http_listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        config.api_token = Some(token.clone());
-        config.publish_interval = plan.mode.publish_interval();
-        config.link_delay = Some(link.clone());
-        config.gossip = gossip;
+        config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        config.network.peers = peers;
+        config.network.swarm_key_file = Some(PathBuf::from(&key_path));
+        config.http.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        config.http.api_token = Some(token.clone());
+        config.network.publish_interval = plan.mode.publish_interval();
+        config.network.link_delay = Some(link.clone());
+        config.network.gossip = gossip;
         let node = node::start(config, shutdown.clone())
             .await
             .with_context(|| format!("node {index}"))?;

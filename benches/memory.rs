@@ -51,18 +51,18 @@ fn main() -> Result<()> {
 
 fn config(dir: &Path, name: &str, peers: Vec<String>) -> Result<Config> {
     let mut config = Config::from_toml("")?;
-    config.name = Some(NodeName::new(name)?);
-    config.room = Room::new(&format!("room {name}"))?;
-    config.data_dir = dir.join(name);
-    config.mdns = false;
+    config.node.name = Some(NodeName::new(name)?);
+    config.node.room = Room::new(&format!("room {name}"))?;
+    config.node.data_dir = dir.join(name);
+    config.network.mdns = false;
     // The state the bench builds is the only state measured.
     config.sensors.auto_detect = false;
     config.presence.enabled = false;
-    config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    config.peers = peers;
-    config.swarm_key_file = Some(dir.join("swarm.key"));
-    config.http_listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    config.api_token = Some("bench-token".into());
+    config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    config.network.peers = peers;
+    config.network.swarm_key_file = Some(dir.join("swarm.key"));
+    config.http.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    config.http.api_token = Some("bench-token".into());
     Ok(config)
 }
 

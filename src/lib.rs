@@ -15,4 +15,5 @@ pub mod sensors;
 pub mod sim;
 pub mod state;
 pub mod store;
+pub mod validate;
 pub mod wire;

@@ -291,7 +291,8 @@ fn run_sensors(args: &SensorsArgs) -> Result<()> {
     if let Some(root) = &args.sysfs_root {
         config.sensors.sysfs_root.clone_from(root);
     }
-    let (lines, detection) = runtime()?.block_on(sensors::survey(&config.sensors, &config.room));
+    let (lines, detection) =
+        runtime()?.block_on(sensors::survey(&config.sensors, &config.node.room));
     match &detection {
         Some(_) => println!(
             "no sources configured; auto-detected under {}{}:",
@@ -372,7 +373,7 @@ fn api_token(args: &NodeArgs) -> Result<String> {
     }
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
-        None => Config::load(None, &Overrides::default())?.data_dir,
+        None => Config::load(None, &Overrides::default())?.node.data_dir,
     };
     let path = data_dir.join(node::API_TOKEN_FILE);
     let token = std::fs::read_to_string(&path).with_context(|| {

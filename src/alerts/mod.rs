@@ -2,9 +2,10 @@
 //! sensor, fed with this node's own readings and the time, answering raise, repeat or clear.
 //!
 //! Like `src/state/`, this module does no I/O and never reads the clock: the node's alert
-//! task (`src/node/alerts.rs`) passes readings and time in and carries the answers out, to
+//! task (`src/office/alerts.rs`) passes readings and time in and carries the answers out, to
 //! the replicated state and to the configured sinks.
 
+pub mod config;
 #[cfg(test)]
 mod tests;
 

@@ -7,6 +7,7 @@
 //! and the rate, reads the latest state, and makes the reply's writes through the office
 //! actor, where chat-driven writes are urgent (published at once, not batched).
 
+pub mod config;
 pub mod reply;
 #[cfg(test)]
 mod tests;

@@ -23,8 +23,8 @@ use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::config::MatrixConfig;
 use super::{Backoff, SharedAsker, Speaker, pause};
-use crate::config::MatrixConfig;
 
 /// How many times one message is sent before giving up; safe to repeat thanks to its
 /// transaction id.

@@ -7,6 +7,7 @@
 //! and runs until its cancellation token fires. The outgoing webhook (`webhook.rs`) only posts
 //! alerts.
 
+pub mod config;
 pub mod matrix;
 pub mod slack;
 pub mod webhook;

@@ -24,8 +24,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::config::SlackConfig;
 use super::{Backoff, RecentSet, SharedAsker, Speaker, pause};
-use crate::config::SlackConfig;
 
 /// How many events (by id and by message) are remembered to answer each once. Slack
 /// redelivers within minutes; a busy office sees far fewer messages than this in that time.

@@ -54,17 +54,6 @@ impl WebhookError {
     }
 }
 
-/// Checks a webhook URL: absolute, http or https, with a host.
-pub fn parse_url(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text.trim()).map_err(|error| format!("{text:?} is not a URL: {error}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!(
-            "{text:?} is not an http:// or https:// URL with a host"
-        ));
-    }
-    Ok(url)
-}
-
 #[derive(Serialize)]
 struct Body<'a> {
     text: &'a str,
@@ -80,9 +69,9 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// A webhook at `url` (checked with [`parse_url`]), with the default retries.
-    pub fn new(url: &str) -> Result<Webhook, String> {
-        let url = parse_url(url)?;
+    /// A webhook at `url` (checked by `[bot] webhook_url`'s validation), with the default
+    /// retries.
+    pub fn new(url: Url) -> Result<Webhook, String> {
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()

@@ -4,6 +4,7 @@
 //! bearer token. Request and response bodies are this module's own structs, so a refactor of
 //! the core cannot silently change what clients see.
 
+pub mod config;
 #[cfg(test)]
 mod tests;
 mod view;

@@ -30,6 +30,7 @@
 
 mod actor;
 mod behaviour;
+pub mod config;
 mod counting;
 pub mod join;
 pub mod paging;

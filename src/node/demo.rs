@@ -79,22 +79,22 @@ pub async fn start(
             None => format!("room {}", index + 1),
         };
         let mut config = Config::from_toml("")?;
-        config.name = Some(crate::state::NodeName::new(&format!("demo-{}", index + 1))?);
-        config.room = Room::new(&room)?;
-        config.data_dir = dir.join(format!("node-{}", index + 1));
-        config.sim = true;
+        config.node.name = Some(crate::state::NodeName::new(&format!("demo-{}", index + 1))?);
+        config.node.room = Room::new(&room)?;
+        config.node.data_dir = dir.join(format!("node-{}", index + 1));
+        config.node.sim = true;
         // This machine's real sensors are in none of the demo's rooms.
         config.sensors.auto_detect = false;
         // The demo's nodes share one machine and so one neighbour table: one of them reading
         // it is enough to show this machine's network in the demo office.
         config.presence.enabled = index == 0;
-        config.mdns = false;
-        config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-        config.peers = addresses.clone();
-        config.swarm_key_file = Some(key_path.clone());
-        config.http_listen =
+        config.network.mdns = false;
+        config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        config.network.peers = addresses.clone();
+        config.network.swarm_key_file = Some(key_path.clone());
+        config.http.listen =
             SocketAddr::from((Ipv4Addr::LOCALHOST, http_port.saturating_add(index as u16)));
-        config.api_token = Some(api_token.clone());
+        config.http.api_token = Some(api_token.clone());
         let node = start_node(config, shutdown.clone())
             .await
             .with_context(|| format!("demo node {} ({room})", index + 1))?;

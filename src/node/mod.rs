@@ -32,10 +32,6 @@ use crate::{
     store::{Store, StoreHandle},
 };
 
-/// How long a device counts as present after a node last saw it, unless `[presence]
-/// consider_home_s` says otherwise (Home Assistant's default).
-pub const CONSIDER_HOME_MS: u64 = 180_000;
-
 /// The name of the generated API token file in the data dir.
 pub const API_TOKEN_FILE: &str = "api-token";
 
@@ -121,7 +117,7 @@ impl PeerSource for NetPeers {
 /// Starts a node; it runs until `shutdown` fires. Fails with a clear error if the data dir,
 /// its database or keys cannot be used, or an address cannot be bound.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<RunningNode> {
-    let data_dir = config.data_dir.clone();
+    let data_dir = config.node.data_dir.clone();
     let mut store = Store::open(&data_dir)?;
 
     let node_key = store.load_or_create_node_key(net::settings::generate_node_key)?;
@@ -139,7 +135,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             snapshot.id
         ),
         Some(snapshot) => {
-            let replica = Replica::restore(snapshot, config.retention.as_millis() as u64);
+            let replica = Replica::restore(snapshot, config.state.retention_ms());
             info!(
                 entries = replica.store().len(),
                 seq = replica.seq(),
@@ -149,10 +145,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         }
         None => {
             info!(node = %node_id, "a new node");
-            Replica::new(node_id.clone(), config.retention.as_millis() as u64)
+            Replica::new(node_id.clone(), config.state.retention_ms())
         }
     };
-    let name = match &config.name {
+    let name = match &config.node.name {
         Some(name) => name.clone(),
         None => NodeName::new(&host_name())
             .unwrap_or_else(|_| NodeName::new("officemesh").expect("valid")),
@@ -160,35 +156,35 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let started_at_ms = physical_ms();
     let identity = Identity {
         name,
-        room: config.room.clone(),
+        room: config.node.room.clone(),
         started_at_ms,
     };
     let store = StoreHandle::spawn(store)?;
     let (office, office_handle, outbox) = Office::new(replica, identity, store.clone()).await?;
 
-    let mut bootstrap = config.peers.clone();
+    let mut bootstrap = config.network.peers.clone();
     bootstrap.extend(joined);
     let mut net_config = net::settings::net_config(
         &node_key,
         swarm_key,
-        &config.listen,
+        &config.network.listen,
         &bootstrap,
-        &config.allow,
+        &config.network.allow,
     )?;
-    net_config.mdns = config.mdns;
-    net_config.publish_interval = config.publish_interval;
-    net_config.sync_interval = config.sync_interval;
-    net_config.link_delay = config.link_delay.clone();
-    net_config.gossip = config.gossip;
+    net_config.mdns = config.network.mdns;
+    net_config.publish_interval = config.network.publish_interval;
+    net_config.sync_interval = config.network.sync_interval;
+    net_config.link_delay = config.network.link_delay.clone();
+    net_config.gossip = config.network.gossip;
     let parts = Net::spawn(net_config, shutdown.child_token())?;
     let net_handle = parts.handle.clone();
 
-    let listener = tokio::net::TcpListener::bind(config.http_listen)
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| {
             format!(
                 "cannot listen for HTTP on {} (http.listen)",
-                config.http_listen
+                config.http.listen
             )
         })?;
     let http = listener.local_addr()?;
@@ -227,7 +223,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             }
         });
     }
-    if config.sim {
+    if config.node.sim {
         // Varies the simulated values per node.
         let seed = node_id
             .as_str()
@@ -235,7 +231,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             .fold(0u64, |hash, byte| hash.rotate_left(5) ^ u64::from(byte));
         tasks.spawn(sensors::simulated::run(
             office_handle.clone(),
-            config.room.clone(),
+            config.node.room.clone(),
             seed,
             shutdown.clone(),
         ));
@@ -243,11 +239,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let sources = sensors::spawn(
         &mut tasks,
         &config.sensors,
-        &config.room,
+        &config.node.room,
         office_handle.clone(),
         &shutdown,
     );
-    if sources == 0 && !config.sim {
+    if sources == 0 && !config.node.sim {
         info!(
             "no sensors configured or detected; list them under [sensors] (docs/sensors.md) or run with --sim for simulated ones"
         );
@@ -261,7 +257,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     }
     let asker = chat_asker(bot, net_handle.clone());
     spawn_chat_and_alerts(&mut tasks, &config, office_handle.clone(), asker, &shutdown)?;
-    info!(node = %node_id, %http, room = %config.room, "node running");
+    info!(node = %node_id, %http, room = %config.node.room, "node running");
     Ok(RunningNode {
         node_id,
         http,
@@ -284,8 +280,8 @@ fn spawn_chat_and_alerts(
 ) -> Result<()> {
     let mut sinks = Vec::new();
     if let Some(url) = &config.bot.webhook_url {
-        let webhook =
-            Webhook::new(url).map_err(|message| anyhow::anyhow!("bot.webhook_url: {message}"))?;
+        let webhook = Webhook::new(url.clone())
+            .map_err(|message| anyhow::anyhow!("bot.webhook_url: {message}"))?;
         let (sender, queue) = mpsc::channel(webhook::QUEUE_CAPACITY);
         tasks.spawn(webhook.run(queue, shutdown.clone()));
         sinks.push(sender);
@@ -388,7 +384,7 @@ async fn handle_net_events(mut events: mpsc::Receiver<NetEvent>, office: OfficeH
 /// The office key: from `--swarm-key FILE`, from a join token (then stored), from the data
 /// dir, or new (a new office). Also returns the addresses a join token says to dial.
 fn swarm_key(config: &Config, store: &mut Store) -> Result<(SwarmKey, Vec<String>)> {
-    if let Some(path) = &config.swarm_key_file {
+    if let Some(path) = &config.network.swarm_key_file {
         let text = std::fs::read_to_string(path).with_context(|| {
             format!(
                 "cannot read the swarm key file {} (network.swarm_key_file)",
@@ -399,7 +395,7 @@ fn swarm_key(config: &Config, store: &mut Store) -> Result<(SwarmKey, Vec<String
             SwarmKey::parse(&text).with_context(|| format!("swarm key file {}", path.display()))?;
         return Ok((key, Vec::new()));
     }
-    if let Some(token) = &config.join {
+    if let Some(token) = &config.network.join {
         let token: JoinToken = token
             .parse()
             .context("the join token (--join) is not valid")?;
@@ -427,7 +423,7 @@ fn swarm_key(config: &Config, store: &mut Store) -> Result<(SwarmKey, Vec<String
 /// The API token: configured, from `OFFICEMESH_API_TOKEN`, or generated into the data dir.
 /// Returns the token and, when it lives in a file, the file's path.
 fn api_token(config: &Config, path: &Path) -> Result<(String, Option<PathBuf>)> {
-    if let Some(token) = &config.api_token {
+    if let Some(token) = &config.http.api_token {
         return Ok((token.clone(), None));
     }
     if let Some(token) = std::env::var("OFFICEMESH_API_TOKEN")

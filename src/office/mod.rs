@@ -8,7 +8,8 @@
 //! actor goes on serving while the card writes it.
 
 pub mod alerts;
-mod write;
+pub mod config;
+pub mod write;
 
 use std::{
     sync::{

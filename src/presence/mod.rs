@@ -10,6 +10,7 @@
 //! takes the node down.
 
 pub mod arp;
+pub mod config;
 pub mod neighbours;
 pub mod refresh;
 
@@ -25,7 +26,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-pub use self::refresh::Subnet;
+pub use self::{
+    config::{CONSIDER_HOME_MS, PresenceConfig},
+    refresh::Subnet,
+};
 use crate::{
     office::{OfficeError, OfficeHandle, Write},
     state::Mac,
@@ -40,23 +44,6 @@ const EVIDENCE_SLACK_MS: u64 = 20;
 
 /// Where the interfaces of this host (or network namespace) list their MACs.
 const OWN_INTERFACES: &str = "/sys/class/net";
-
-/// The `[presence]` settings, validated by `config`.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Whether this node watches the network at all.
-    pub enabled: bool,
-    /// Time between two scans.
-    pub interval: Duration,
-    /// How long a device counts as present after a node last saw it.
-    pub consider_home: Duration,
-    /// Read this file in `/proc/net/arp` format instead of the kernel's table.
-    pub arp_table: Option<PathBuf>,
-    /// MACs never written: routers, printers, the other nodes.
-    pub ignore: BTreeSet<Mac>,
-    /// Subnets nudged before each scan; empty: nothing is ever sent.
-    pub refresh_subnets: Vec<Subnet>,
-}
 
 /// How recent an observation is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -238,12 +225,12 @@ fn backoff(interval: Duration, failures: u32) -> Duration {
 
 /// How often the active refresh runs: twice per `consider_home`, so a device that answers
 /// stays present, but never more often than the scans.
-fn refresh_interval(settings: &Settings) -> Duration {
+fn refresh_interval(settings: &PresenceConfig) -> Duration {
     (settings.consider_home / 2).max(settings.interval)
 }
 
 /// Scans until `shutdown`, writing this node's network-map rows through `office`.
-pub async fn run(office: OfficeHandle, settings: Settings, shutdown: CancellationToken) {
+pub async fn run(office: OfficeHandle, settings: PresenceConfig, shutdown: CancellationToken) {
     let source = match &settings.arp_table {
         Some(path) => Source::ArpTable(path.clone()),
         None => Source::Netlink,

@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::{Kind, Source, command, hwmon, iio, mqtt, w1};
 use crate::{
-    config::ConfigError,
     state::{Quantity, Room, SensorId},
+    validate::InvalidKey,
 };
 
 /// Where hwmon, IIO and 1-wire sensors are read from unless configured otherwise.
@@ -127,10 +127,10 @@ impl Default for SensorsConfig {
 }
 
 impl RawSensors {
-    pub fn validate(self) -> Result<SensorsConfig, ConfigError> {
+    pub fn validate(self) -> Result<SensorsConfig, InvalidKey> {
         let sysfs_root = match self.sysfs_root.trim() {
             "" => {
-                return Err(ConfigError::InvalidAt {
+                return Err(InvalidKey {
                     key: "sensors.sysfs_root".into(),
                     message: "is empty (the default is /sys)".into(),
                 });
@@ -142,7 +142,7 @@ impl RawSensors {
             let number = index + 1;
             let source = raw.validate(number)?;
             if sources.iter().any(|other| other.id == source.id) {
-                return Err(ConfigError::InvalidAt {
+                return Err(InvalidKey {
                     key: format!("sensors.source[{number}].id"),
                     message: format!(
                         "{:?} is already the id of another source; ids must be unique",
@@ -211,8 +211,8 @@ impl RawSource {
         set
     }
 
-    fn validate(self, number: usize) -> Result<Source, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::InvalidAt {
+    fn validate(self, number: usize) -> Result<Source, InvalidKey> {
+        let invalid = |key: &str, message: String| InvalidKey {
             key: format!("sensors.source[{number}].{key}"),
             message,
         };
@@ -233,7 +233,7 @@ impl RawSource {
         {
             return Err(invalid(key, format!("is not a key of {kind} sources")));
         }
-        let required = |key: &str, value: &str| -> Result<String, ConfigError> {
+        let required = |key: &str, value: &str| -> Result<String, InvalidKey> {
             match value.trim() {
                 "" => Err(invalid(key, format!("is required for {kind} sources"))),
                 value => Ok(value.to_owned()),
@@ -286,7 +286,7 @@ impl RawSource {
                 )
             })
         };
-        let check_unit = |quantity: Quantity| -> Result<(), ConfigError> {
+        let check_unit = |quantity: Quantity| -> Result<(), InvalidKey> {
             match quantity.normalize(*quantity.range().start(), &unit) {
                 Err(error @ crate::state::InvalidValue::UnknownUnit { .. }) => {
                     Err(invalid("unit", error.to_string()))
@@ -294,7 +294,7 @@ impl RawSource {
                 _ => Ok(()),
             }
         };
-        let inferred = |found: Option<Quantity>, what: &str| -> Result<(), ConfigError> {
+        let inferred = |found: Option<Quantity>, what: &str| -> Result<(), InvalidKey> {
             match (found, quantity) {
                 (None, _) => Err(invalid(
                     "channel",
@@ -516,40 +516,6 @@ mod tests {
             Ok(config) => panic!("{text} was accepted: {config:?}"),
             Err(error) => assert!(error.contains(expected), "{error:?} lacks {expected:?}"),
         }
-    }
-
-    /// Every TOML example in docs/sensors.md is a valid `[sensors]` section.
-    #[test]
-    fn the_documented_examples_are_valid() {
-        let docs = include_str!("../../docs/sensors.md");
-        let mut examples = 0;
-        for block in docs.split("```toml").skip(1) {
-            let example = block.split("```").next().unwrap();
-            let config = crate::config::Config::from_toml(example).unwrap_or_else(|error| {
-                panic!("docs/sensors.md example fails: {error}\n{example}")
-            });
-            assert!(!config.sensors.sources.is_empty() || example.contains("sysfs_root"));
-            examples += 1;
-        }
-        assert!(examples >= 6, "only {examples} examples in docs/sensors.md");
-    }
-
-    /// The commented example in the default config, uncommented, is a valid source.
-    #[test]
-    fn the_default_configs_example_is_valid() {
-        let example: String = crate::config::DEFAULT_CONFIG
-            .lines()
-            .skip_while(|line| *line != "# [[sensors.source]]")
-            .take_while(|line| line.starts_with('#'))
-            .map(|line| format!("{}\n", line.trim_start_matches("# ")))
-            .collect();
-        let config = crate::config::Config::from_toml(&example)
-            .unwrap_or_else(|error| panic!("{error}\n{example}"));
-        let [source] = config.sensors.sources.as_slice() else {
-            panic!("one source expected from {example}");
-        };
-        assert_eq!(source.id, "window");
-        assert_eq!(source.offset, -0.5);
     }
 
     #[test]

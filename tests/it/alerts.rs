@@ -150,15 +150,15 @@ struct TestNode {
 impl TestNode {
     async fn start(dir: &Path, name: &str, webhook: &str, peers: Vec<String>) -> TestNode {
         let mut config = Config::from_toml(&rules(webhook)).expect("the test config is valid");
-        config.data_dir = dir.join(name);
-        config.mdns = false;
-        config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-        config.peers = peers;
-        config.swarm_key_file = Some(dir.join("swarm.key"));
-        config.http_listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        config.api_token = Some(TOKEN.into());
-        config.publish_interval = Duration::from_millis(100);
-        config.sync_interval = Duration::from_secs(1);
+        config.node.data_dir = dir.join(name);
+        config.network.mdns = false;
+        config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        config.network.peers = peers;
+        config.network.swarm_key_file = Some(dir.join("swarm.key"));
+        config.http.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        config.http.api_token = Some(TOKEN.into());
+        config.network.publish_interval = Duration::from_millis(100);
+        config.network.sync_interval = Duration::from_secs(1);
         let shutdown = CancellationToken::new();
         let node = node::start(config, shutdown.clone())
             .await
@@ -377,7 +377,7 @@ async fn a_restart_keeps_a_raised_alert_quiet_and_a_clear_rearms_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_posts_json_text_and_retries_a_server_error() {
     let hook = WebhookServer::start(vec![StatusCode::INTERNAL_SERVER_ERROR]).await;
-    let webhook = Webhook::new(&hook.url)
+    let webhook = Webhook::new(hook.url.parse().unwrap())
         .unwrap()
         .with_retries(3, Duration::from_millis(10));
     let text = "the \"open space\" temperature is at 24.0°C.\nYou might want to turn the AC on.";
@@ -400,7 +400,7 @@ async fn the_webhook_posts_json_text_and_retries_a_server_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_gives_up_after_its_attempts_and_on_a_refusal() {
     let down = WebhookServer::start(vec![StatusCode::SERVICE_UNAVAILABLE; 10]).await;
-    let webhook = Webhook::new(&down.url)
+    let webhook = Webhook::new(down.url.parse().unwrap())
         .unwrap()
         .with_retries(3, Duration::from_millis(10));
     let error = webhook
@@ -415,7 +415,7 @@ async fn the_webhook_gives_up_after_its_attempts_and_on_a_refusal() {
     assert_eq!(down.posts().len(), 3, "three attempts, then it gives up");
 
     let refusing = WebhookServer::start(vec![StatusCode::NOT_FOUND; 10]).await;
-    let webhook = Webhook::new(&refusing.url)
+    let webhook = Webhook::new(refusing.url.parse().unwrap())
         .unwrap()
         .with_retries(3, Duration::from_millis(10));
     let error = webhook
@@ -431,7 +431,7 @@ async fn the_webhook_gives_up_after_its_attempts_and_on_a_refusal() {
         .unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let webhook = Webhook::new(&format!("http://127.0.0.1:{port}/hook"))
+    let webhook = Webhook::new(format!("http://127.0.0.1:{port}/hook").parse().unwrap())
         .unwrap()
         .with_retries(2, Duration::from_millis(10));
     let error = webhook

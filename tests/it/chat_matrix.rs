@@ -16,12 +16,10 @@ use std::{
 
 use crate::support::eventually;
 use futures::{FutureExt, future::BoxFuture};
-use officemesh::{
-    chat::{
-        ALERT_QUEUE_CAPACITY, SharedAsker, Speaker,
-        matrix::{self, MatrixClient},
-    },
+use officemesh::chat::{
+    ALERT_QUEUE_CAPACITY, SharedAsker, Speaker,
     config::MatrixConfig,
+    matrix::{self, MatrixClient},
 };
 use reqwest::Url;
 use serde_json::{Value, json};

@@ -24,8 +24,8 @@ use axum::{
 };
 use futures::{FutureExt, SinkExt, StreamExt, future::BoxFuture};
 use officemesh::{
-    chat::{ALERT_QUEUE_CAPACITY, SharedAsker, Speaker, slack},
-    config::{Config, SlackConfig},
+    chat::{ALERT_QUEUE_CAPACITY, SharedAsker, Speaker, config::SlackConfig, slack},
+    config::Config,
     net::SwarmKey,
     node,
 };
@@ -547,14 +547,14 @@ async fn a_node_answers_in_slack_with_its_bot_and_posts_its_alerts() {
          message = \"the {{room}} temperature is at {{value}}. You might want to turn the AC on.\"\n"
     ))
     .expect("the test config is valid");
-    config.data_dir = dir.path().join("node");
-    config.mdns = false;
+    config.node.data_dir = dir.path().join("node");
+    config.network.mdns = false;
     config.presence.enabled = false;
     config.sensors.auto_detect = false;
-    config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    config.swarm_key_file = Some(dir.path().join("swarm.key"));
-    config.http_listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    config.api_token = Some(NODE_TOKEN.into());
+    config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    config.network.swarm_key_file = Some(dir.path().join("swarm.key"));
+    config.http.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    config.http.api_token = Some(NODE_TOKEN.into());
     let shutdown = CancellationToken::new();
     let node = node::start(config, shutdown.clone())
         .await
