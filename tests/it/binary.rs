@@ -1,10 +1,16 @@
 //! The real `officemesh` binary, started several times on loopback: the office converges
-//! through the HTTP API, a node killed with SIGKILL comes back with its state, and a node
-//! with another swarm key stays out.
+//! through the HTTP API, a node killed with SIGKILL comes back with its state, a node with
+//! another swarm key stays out, and `GET /api/peers` shows the real peers with their
+//! measured round-trip times.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::support::node::{Node, reading_in, write_swarm_key};
+use crate::support::{
+    node::{Node, reading_in, write_swarm_key},
+    wait_for,
+};
 
 #[test]
 fn three_processes_converge_survive_a_kill_and_keep_an_outsider_out() {
@@ -91,4 +97,92 @@ fn three_processes_converge_survive_a_kill_and_keep_an_outsider_out() {
     );
     let peers = outsider.get("/api/peers").unwrap();
     assert_eq!(peers, Value::Array(Vec::new()), "the outsider has peers");
+}
+
+/// The peers `node` lists in `GET /api/peers`, by id, once it lists exactly `ids` and has
+/// measured a round trip to each.
+fn measured_peers(node: &Node, ids: &[String]) -> Result<BTreeMap<String, Value>, String> {
+    let peers = node.get("/api/peers")?;
+    let listed: BTreeMap<String, Value> = peers
+        .as_array()
+        .ok_or(format!("not a list: {peers}"))?
+        .iter()
+        .map(|peer| {
+            (
+                peer["id"].as_str().unwrap_or_default().to_owned(),
+                peer.clone(),
+            )
+        })
+        .collect();
+    if !listed.keys().eq(ids.iter().collect::<BTreeSet<_>>()) {
+        return Err(format!("lists {:?}, not {ids:?}", listed.keys()));
+    }
+    match listed.values().find(|peer| peer["rtt_ms"].is_null()) {
+        Some(peer) => Err(format!("no round trip measured yet: {peer}")),
+        None => Ok(listed),
+    }
+}
+
+/// Whether `peer` (an entry of `GET /api/peers`) has a round trip a loopback ping can take:
+/// well under a second, and never exactly zero.
+fn loopback_rtt(peer: &Value) -> bool {
+    peer["rtt_ms"]
+        .as_f64()
+        .is_some_and(|rtt_ms| rtt_ms > 0.0 && rtt_ms < 1000.0)
+}
+
+/// The addresses of `peer`, an entry of `GET /api/peers`.
+fn addresses(peer: &Value) -> Vec<&str> {
+    peer["addresses"]
+        .as_array()
+        .map(|list| list.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_peers_endpoint_lists_the_real_peers_with_their_addresses_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("swarm.key");
+    write_swarm_key(&key, 0x2c);
+    let a = Node::builder(dir.path().join("a")).swarm_key(&key).start();
+    // b dials a, and c dials both, each at the address the other reported: the dialling
+    // side's connection is to exactly that address.
+    let b = Node::builder(dir.path().join("b"))
+        .swarm_key(&key)
+        .peer(&a.dial_address())
+        .start();
+    let c = Node::builder(dir.path().join("c"))
+        .swarm_key(&key)
+        .peer(&a.dial_address())
+        .peer(&b.dial_address())
+        .start();
+    let [a_id, b_id, c_id] = [&a, &b, &c].map(Node::peer_id);
+
+    // Each node lists exactly the two others, each with a measured round trip.
+    let seen_by_a = wait_for("a lists b and c with round trips", || {
+        measured_peers(&a, &[b_id.clone(), c_id.clone()])
+    });
+    let seen_by_b = wait_for("b lists a and c with round trips", || {
+        measured_peers(&b, &[a_id.clone(), c_id.clone()])
+    });
+    let seen_by_c = wait_for("c lists a and b with round trips", || {
+        measured_peers(&c, &[a_id.clone(), b_id.clone()])
+    });
+    for (node, seen) in [("a", &seen_by_a), ("b", &seen_by_b), ("c", &seen_by_c)] {
+        for peer in seen.values() {
+            assert!(loopback_rtt(peer), "{node} lists {peer}");
+            let listed = addresses(peer);
+            assert!(
+                !listed.is_empty()
+                    && listed
+                        .iter()
+                        .all(|address| address.starts_with("/ip4/127.0.0.1/tcp/")),
+                "{node} lists {peer}"
+            );
+        }
+    }
+    // Where a node dialled, it lists the peer at the address it dialled.
+    assert!(addresses(&seen_by_b[&a_id]).contains(&a.dial_address().as_str()));
+    assert!(addresses(&seen_by_c[&a_id]).contains(&a.dial_address().as_str()));
+    assert!(addresses(&seen_by_c[&b_id]).contains(&b.dial_address().as_str()));
 }
