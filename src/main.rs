@@ -1,7 +1,7 @@
 //! The `officemesh` command line.
 
 use std::{
-    io::{Read as _, Write as _},
+    io::{IsTerminal as _, Read as _, Write as _},
     net::TcpStream,
     path::PathBuf,
     process::ExitCode,
@@ -226,13 +226,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr at `default` level unless `RUST_LOG` says otherwise.
+/// Logs to stderr at `default` level unless `RUST_LOG` says otherwise; colours only on a
+/// terminal, so a journal or a log file gets plain lines.
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

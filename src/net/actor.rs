@@ -447,7 +447,10 @@ impl Net {
         match event {
             SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event),
             SwarmEvent::NewListenAddr { address, .. } => {
-                info!(%address, "listening");
+                // The whole address, peer id included, is what another node's `--peer` takes.
+                let peer = *self.swarm.local_peer_id();
+                let full = address.clone().with_p2p(peer).unwrap_or_else(|same| same);
+                info!("listening on {full}");
                 self.emit(NetEvent::Listening { address });
             }
             SwarmEvent::ConnectionEstablished {

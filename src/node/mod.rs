@@ -257,7 +257,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     }
     let asker = chat_asker(bot, net_handle.clone());
     spawn_chat_and_alerts(&mut tasks, &config, office_handle.clone(), asker, &shutdown)?;
-    info!(node = %node_id, %http, room = %config.node.room, "node running");
+    info!(node = %node_id, room = %config.node.room, "node running; HTTP API on http://{http}");
     Ok(RunningNode {
         node_id,
         http,

@@ -11,10 +11,10 @@ use std::{
     path::{Path, PathBuf},
     process::Stdio,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use crate::support::eventually;
+use crate::support::{eventually, unused_port, within};
 use futures::{FutureExt, future::BoxFuture};
 use officemesh::chat::{
     ALERT_QUEUE_CAPACITY, SharedAsker, Speaker,
@@ -94,11 +94,9 @@ impl Synapse {
     async fn start() -> Synapse {
         let python = synapse_python();
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // Synapse cannot report a port it picked itself; if another process takes this one
+        // before Synapse binds it, Synapse exits and the test says so with its log.
+        let port = unused_port();
         let config = dir.path().join("homeserver.yaml");
         std::fs::write(&config, homeserver_config(dir.path(), port)).unwrap();
         std::fs::write(dir.path().join("signing.key"), SIGNING_KEY).unwrap();
@@ -117,24 +115,19 @@ impl Synapse {
             });
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            let versions = http
-                .get(format!("{base}/_matrix/client/versions"))
-                .send()
-                .await;
-            if versions.is_ok_and(|response| response.status().is_success()) {
-                break;
-            }
+        let started = within(START_DEADLINE, || {
             if let Ok(Some(status)) = process.try_wait() {
                 panic!("Synapse exited with {status}:\n{}", log_tail(&log));
             }
-            assert!(
-                Instant::now() < deadline,
-                "Synapse did not answer within {START_DEADLINE:?}:\n{}",
+            let versions = http.get(format!("{base}/_matrix/client/versions")).send();
+            async move { versions.await?.error_for_status().map(drop) }
+        })
+        .await;
+        if let Err(error) = started {
+            panic!(
+                "Synapse did not answer within {START_DEADLINE:?} ({error}):\n{}",
                 log_tail(&log)
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Synapse {
             _process: process,

@@ -4,132 +4,52 @@
 //! without them they fail, saying so. Traffic goes only to loopback and to the namespaces.
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
 use crate::{
-    binary::request_at,
     netlab::{Lab, ip},
+    support::{
+        node::{Node, NodeBuilder, write_swarm_key},
+        wait_for,
+    },
 };
 
-const TOKEN: &str = "presence-test-token-0123456789";
-
-/// How long anything in these tests may take to happen.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// A running `officemesh up`; killed on drop.
-struct Node {
-    child: Child,
-    http: (String, u16),
+/// A node of these tests: its data dir `NAME` and config `NAME.toml` in `dir`, in room `NAME`,
+/// sharing the swarm key of `dir`.
+fn node(dir: &Path, name: &str, config: &str) -> NodeBuilder {
+    let key = dir.join("swarm.key");
+    write_swarm_key(&key, 0x6b);
+    Node::builder(dir.join(name))
+        .config(config)
+        .swarm_key(&key)
+        .room(name)
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A node inside the lab's host 1, its API on the lab's bridge.
+fn node_in_lab(lab: &Lab, dir: &Path, name: &str, config: &str) -> Node {
+    node(dir, name, config)
+        .namespace(lab.namespace(1))
+        .http(&format!("{}:0", lab.address(1)))
+        .start()
 }
 
-impl Node {
-    /// Starts the binary with `config` (TOML) and the extra arguments, optionally inside a
-    /// namespace, with its log (printed on standard output) in `NAME.log`.
-    fn start(
-        dir: &Path,
-        name: &str,
-        namespace: Option<&str>,
-        http: (String, u16),
-        config: &str,
-        extra: &[String],
-    ) -> Node {
-        let config_path = dir.join(format!("{name}.toml"));
-        std::fs::write(&config_path, config).unwrap();
-        let key = dir.join("swarm.key");
-        std::fs::write(
-            &key,
-            format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", "6b".repeat(32)),
-        )
-        .unwrap();
-        let mut command = match namespace {
-            Some(ns) => {
-                let mut command = Command::new("ip");
-                command
-                    .args(["netns", "exec", ns])
-                    .arg(env!("CARGO_BIN_EXE_officemesh"));
-                command
-            }
-            None => Command::new(env!("CARGO_BIN_EXE_officemesh")),
-        };
-        command
-            .arg("up")
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--data-dir")
-            .arg(dir.join(name))
-            .arg("--swarm-key")
-            .arg(&key)
-            .args(["--room", name, "--no-mdns"])
-            .args(["--http", &format!("{}:{}", http.0, http.1)])
-            .args(extra)
-            .env("OFFICEMESH_API_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
-            .stderr(Stdio::null());
-        let child = command.spawn().expect("the officemesh binary starts");
-        let node = Node { child, http };
-        wait_for(&format!("node {name} answers /api/health"), || {
-            node.get("/api/health").map(drop)
-        });
-        node
-    }
-
-    fn get(&self, path: &str) -> Result<Value, String> {
-        let body = request_at(&self.http.0, self.http.1, "GET", path, None)?;
-        serde_json::from_str(&body).map_err(|error| error.to_string())
-    }
-
-    /// The device `mac` in this node's `/api/state`, if listed.
-    fn device(&self, mac: &str) -> Result<Option<Value>, String> {
-        let state = self.get("/api/state")?;
-        Ok(state["devices"]
-            .as_array()
-            .ok_or("no devices list")?
-            .iter()
-            .find(|device| device["mac"] == mac)
-            .cloned())
-    }
-
-    fn present(&self, mac: &str) -> Result<bool, String> {
-        Ok(self
-            .device(mac)?
-            .is_some_and(|device| device["present"] == true))
-    }
+/// The device `mac` in `node`'s `/api/state`, if listed.
+fn device_of(node: &Node, mac: &str) -> Result<Option<Value>, String> {
+    let state = node.get("/api/state")?;
+    Ok(state["devices"]
+        .as_array()
+        .ok_or("no devices list")?
+        .iter()
+        .find(|device| device["mac"] == mac)
+        .cloned())
 }
 
-/// Polls `check` until it succeeds or the deadline passes.
-fn wait_for(what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(error) if start.elapsed() > DEADLINE => {
-                panic!("{what}: not within {DEADLINE:?}: {error}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn present(node: &Node, mac: &str) -> Result<bool, String> {
+    Ok(device_of(node, mac)?.is_some_and(|device| device["present"] == true))
 }
 
 #[test]
@@ -140,20 +60,13 @@ fn traffic_fills_the_real_neighbour_table_and_the_device_comes_and_goes() {
     let dir = tempfile::tempdir().unwrap();
     // Scans five times a second; a device is present for 3 s after its last confirmation.
     let config = "[presence]\ninterval_ms = 200\nconsider_home_s = 3\n";
-    let node = Node::start(
-        dir.path(),
-        "watcher",
-        Some(lab.namespace(1)),
-        (lab.address(1), 7878),
-        config,
-        &[],
-    );
+    let node = node_in_lab(&lab, dir.path(), "watcher", config);
     let device = lab.mac(2);
 
     // Host 2 talks to the node (its HTTP port) until the node lists it as present.
     wait_for(&format!("{device} present on the node"), || {
-        lab.connect_from(2, &lab.address(1), 7878);
-        match node.device(&device)? {
+        lab.connect_from(2, &lab.address(1), node.http.port());
+        match device_of(&node, &device)? {
             Some(found) if found["present"] == true => {
                 let expected_ip = lab.address(2);
                 if found["ip"] != expected_ip.as_str() {
@@ -164,18 +77,18 @@ fn traffic_fills_the_real_neighbour_table_and_the_device_comes_and_goes() {
             other => Err(format!("not present yet: {other:?}")),
         }
     });
-    let listed = node.device(&device).unwrap().unwrap();
+    let listed = device_of(&node, &device).unwrap().unwrap();
     let own_id = node.get("/api/state").unwrap()["node"].clone();
     assert_eq!(listed["seen_by"], serde_json::json!([own_id]), "{listed}");
     // The node's own interface is never a device.
-    assert!(node.device(&lab.mac(1)).unwrap().is_none());
+    assert!(device_of(&node, &lab.mac(1)).unwrap().is_none());
 
     // Silence: the kernel keeps the entry (REACHABLE, then STALE), but without a newer
     // confirmation the row ages and the device turns absent after consider_home.
     let silent_since = Instant::now();
     wait_for(
         &format!("{device} absent after consider_home"),
-        || match node.device(&device)? {
+        || match device_of(&node, &device)? {
             Some(found) if found["present"] == false => Ok(()),
             other => Err(format!("still present: {other:?}")),
         },
@@ -202,21 +115,14 @@ fn the_refresh_finds_a_silent_device_in_a_configured_subnet() {
         "[presence]\ninterval_ms = 200\nconsider_home_s = 30\nrefresh_subnets = [\"10.78.{}.0/24\"]\n",
         lab.subnet
     );
-    let node = Node::start(
-        dir.path(),
-        "refresher",
-        Some(lab.namespace(1)),
-        (lab.address(1), 7878),
-        &config,
-        &[],
-    );
+    let node = node_in_lab(&lab, dir.path(), "refresher", &config);
     // Host 2 sends nothing: only the node's nudge makes it answer an ARP request.
     let device = lab.mac(2);
     wait_for(
         &format!("silent {device} found by the refresh"),
-        || match node.present(&device)? {
+        || match present(&node, &device)? {
             true => Ok(()),
-            false => Err("not present yet".into()),
+            false => Err("not present yet".to_owned()),
         },
     );
 }
@@ -252,36 +158,27 @@ fn devices_of_an_arp_table_file_are_present_on_another_node() {
             "192.0.2.13       0x1         0x6         00:11:22:33:44:55     *        eth0",
         ],
     );
-    let (p2p, http_a, http_b) = (free_port(), free_port(), free_port());
-    let watcher = Node::start(
+    let watcher = node(
         dir.path(),
         "watcher",
-        None,
-        ("127.0.0.1".into(), http_a),
         &format!(
             "[presence]\ninterval_ms = 200\nconsider_home_s = 2\narp_table = \"{}\"\nignore = [\"{router}\"]\n",
             table.display()
         ),
-        &["--listen".into(), format!("/ip4/127.0.0.1/tcp/{p2p}")],
-    );
-    let reader = Node::start(
+    )
+    .start();
+    let reader = node(
         dir.path(),
         "reader",
-        None,
-        ("127.0.0.1".into(), http_b),
         "[presence]\nenabled = false\ninterval_ms = 200\nconsider_home_s = 2\n",
-        &[
-            "--listen".into(),
-            format!("/ip4/127.0.0.1/tcp/{}", free_port()),
-            "--peer".into(),
-            format!("/ip4/127.0.0.1/tcp/{p2p}"),
-        ],
-    );
+    )
+    .peer(&watcher.dial_address())
+    .start();
     let watcher_id = watcher.get("/api/state").unwrap()["node"].clone();
 
     wait_for("the file's devices present on the other node", || {
         for mac in [phone, laptop] {
-            if !reader.present(mac)? {
+            if !present(&reader, mac)? {
                 return Err(format!("{mac} not present yet"));
             }
         }
@@ -313,7 +210,7 @@ fn devices_of_an_arp_table_file_are_present_on_another_node() {
         &["192.0.2.11       0x1         0x2         00:1a:2b:3c:4d:5e     *        eth0"],
     );
     wait_for("the phone absent on the other node", || {
-        match (reader.present(phone)?, reader.present(laptop)?) {
+        match (present(&reader, phone)?, present(&reader, laptop)?) {
             (false, true) => Ok(()),
             other => Err(format!("(phone, laptop) present = {other:?}")),
         }
@@ -324,9 +221,9 @@ fn devices_of_an_arp_table_file_are_present_on_another_node() {
     std::fs::remove_file(&table).unwrap();
     wait_for("the laptop absent while the file is missing", || {
         watcher.get("/api/health")?;
-        match reader.present(laptop)? {
+        match present(&reader, laptop)? {
             false => Ok(()),
-            true => Err("still present".into()),
+            true => Err("still present".to_owned()),
         }
     });
     write_table(
@@ -334,12 +231,12 @@ fn devices_of_an_arp_table_file_are_present_on_another_node() {
         &["192.0.2.11       0x1         0x2         00:1a:2b:3c:4d:5e     *        eth0"],
     );
     wait_for("the laptop present again", || {
-        match reader.present(laptop)? {
+        match present(&reader, laptop)? {
             true => Ok(()),
-            false => Err("not yet".into()),
+            false => Err("not yet".to_owned()),
         }
     });
-    let log = std::fs::read_to_string(dir.path().join("watcher.log")).unwrap();
+    let log = watcher.log_text();
     let failures: Vec<&str> = log
         .lines()
         .filter(|line| line.contains("cannot read the neighbours"))

@@ -7,7 +7,10 @@ use std::{
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -21,10 +24,11 @@ use serde_json::Value;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::binary::{TOKEN, free_port, request, wait_for, write_key};
-
-/// Long enough for a loaded CI machine; a passing run takes a second or two.
-const DEADLINE: Duration = Duration::from_secs(30);
+use crate::support::{
+    DEADLINE, eventually,
+    node::{Node, NodeBuilder, write_swarm_key},
+    unused_port, wait_for,
+};
 
 /// A fake sysfs tree in a temp dir.
 struct FakeSys {
@@ -267,7 +271,7 @@ async fn a_vanished_hwmon_file_is_one_warning_and_the_source_recovers() {
 
     // The driver goes away: its file vanishes, then its whole directory.
     sys.remove("class/hwmon/hwmon1/temp1_input");
-    wait_until("the warning about sht3x", || {
+    eventually("the warning about sht3x", || async {
         logs.count("sensor not answering") == 1
     })
     .await;
@@ -288,7 +292,7 @@ async fn a_vanished_hwmon_file_is_one_warning_and_the_source_recovers() {
             .value;
     }
     assert_eq!(value, 24.5);
-    wait_until("the recovery line", || {
+    eventually("the recovery line", || async {
         logs.count("sensor answering again") == 1
     })
     .await;
@@ -374,17 +378,11 @@ async fn a_command_source_reads_json_from_a_real_program() {
     task.await.unwrap();
 }
 
-/// Polls `check` until it holds, or panics after the deadline.
-async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "not within {DEADLINE:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// How many ports a broker tries before the test gives up.
+const BROKER_PORT_ATTEMPTS: usize = 5;
+
+/// Tells the test publishers' MQTT client ids apart.
+static PUBLISHERS: AtomicU32 = AtomicU32::new(0);
 
 /// A Mosquitto broker on a loopback port, with its own config file in a temp dir.
 struct Broker {
@@ -412,23 +410,29 @@ fn mosquitto_binary() -> PathBuf {
 }
 
 impl Broker {
+    /// Mosquitto cannot report a port it picked itself, so it gets one that was free a
+    /// moment ago; if another process took it meanwhile, Mosquitto exits and gets another.
     fn start(dir: &Path) -> Broker {
-        let port = free_port();
         let config = dir.join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
-            ),
-        )
-        .unwrap();
-        let mut broker = Broker {
-            child: Broker::spawn(&config),
-            port,
-            config,
-        };
-        broker.wait_listening();
-        broker
+        for _ in 0..BROKER_PORT_ATTEMPTS {
+            let port = unused_port();
+            std::fs::write(
+                &config,
+                format!(
+                    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
+                ),
+            )
+            .unwrap();
+            let mut broker = Broker {
+                child: Broker::spawn(&config),
+                port,
+                config: config.clone(),
+            };
+            if broker.wait_listening() {
+                return broker;
+            }
+        }
+        panic!("mosquitto exited at start on {BROKER_PORT_ATTEMPTS} ports in a row");
     }
 
     fn spawn(config: &Path) -> Child {
@@ -441,19 +445,15 @@ impl Broker {
             .expect("mosquitto starts")
     }
 
-    fn wait_listening(&mut self) {
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("mosquitto exited at start with {status}");
+    /// Waits until the broker accepts connections; false if it exited first.
+    fn wait_listening(&mut self) -> bool {
+        let port = self.port;
+        wait_for(&format!("mosquitto listening on {port}"), || {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Ok(false);
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "mosquitto is not listening on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            TcpStream::connect(("127.0.0.1", port)).map(|_| true)
+        })
     }
 
     fn stop(&mut self) {
@@ -465,13 +465,20 @@ impl Broker {
     fn restart(&mut self) {
         self.stop();
         self.child = Broker::spawn(&self.config);
-        self.wait_listening();
+        assert!(
+            self.wait_listening(),
+            "mosquitto exited on restart: port {} was taken",
+            self.port
+        );
     }
 
     /// Publishes retained messages, so a subscriber gets them whenever it subscribes.
     async fn publish_retained(&self, messages: &[(&str, &str)]) {
         let mut options = MqttOptions::new(
-            format!("test-publisher-{}", free_port()),
+            format!(
+                "test-publisher-{}",
+                PUBLISHERS.fetch_add(1, Ordering::Relaxed)
+            ),
             "127.0.0.1",
             self.port,
         );
@@ -626,60 +633,11 @@ async fn mqtt_readings_arrive_from_a_real_broker_and_survive_its_restart() {
     }
 }
 
-/// A real node process started with a config file.
-struct ConfiguredNode {
-    child: Child,
-    http_port: u16,
-}
-
-impl ConfiguredNode {
-    fn start(dir: &Path, name: &str, config: &str, peers: &[u16]) -> (ConfiguredNode, u16) {
-        let key = dir.join("swarm.key");
-        if !key.exists() {
-            write_key(&key, 0x5e);
-        }
-        let config_path = dir.join(format!("{name}.toml"));
-        std::fs::write(&config_path, config).unwrap();
-        let (p2p_port, http_port) = (free_port(), free_port());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_officemesh"));
-        command
-            .arg("up")
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--data-dir")
-            .arg(dir.join(name))
-            .arg("--swarm-key")
-            .arg(&key)
-            .arg("--no-mdns")
-            .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
-            .args(["--http", &format!("127.0.0.1:{http_port}")])
-            .env("OFFICEMESH_API_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for peer in peers {
-            command.args(["--peer", &format!("/ip4/127.0.0.1/tcp/{peer}")]);
-        }
-        let node = ConfiguredNode {
-            child: command.spawn().expect("the officemesh binary starts"),
-            http_port,
-        };
-        wait_for(&format!("{name} answers /api/health"), || {
-            request(http_port, "GET", "/api/health", None).map(drop)
-        });
-        (node, p2p_port)
-    }
-
-    fn state(&self) -> Value {
-        serde_json::from_str(&request(self.http_port, "GET", "/api/state", None).unwrap()).unwrap()
-    }
-}
-
-impl Drop for ConfiguredNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A real node on its own config, sharing the swarm key of `dir`.
+fn configured_node(dir: &Path, name: &str, config: &str) -> NodeBuilder {
+    let key = dir.join("swarm.key");
+    write_swarm_key(&key, 0x5e);
+    Node::builder(dir.join(name)).config(config).swarm_key(&key)
 }
 
 /// (room, sensor, quantity, value, unit) of every reading in a state.
@@ -706,26 +664,27 @@ fn a_node_on_a_fake_sysfs_tree_shows_its_sensors_on_another_node() {
     let dir = tempfile::tempdir().unwrap();
     // No sources listed: the node auto-detects the tree, in its own room, and one configured
     // source would turn detection off, so the room override is tested by the unit tests.
-    let (sensing, sensing_p2p) = ConfiguredNode::start(
+    let sensing = configured_node(
         dir.path(),
         "sensing",
         &format!(
             "[node]\nroom = \"lab\"\n[sensors]\nsysfs_root = \"{}\"\n",
             sys.root().display()
         ),
-        &[],
-    );
+    )
+    .start();
     let empty_sys = dir.path().join("empty-sys");
     std::fs::create_dir_all(&empty_sys).unwrap();
-    let (other, _) = ConfiguredNode::start(
+    let other = configured_node(
         dir.path(),
         "other",
         &format!(
             "[node]\nroom = \"hall\"\n[sensors]\nsysfs_root = \"{}\"\n",
             empty_sys.display()
         ),
-        &[sensing_p2p],
-    );
+    )
+    .peer(&sensing.dial_address())
+    .start();
     let unit = |quantity: &str| match quantity {
         "temperature" => "°C",
         "humidity" => "%",
