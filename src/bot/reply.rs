@@ -3,7 +3,7 @@
 //! clock: the time is in the [`Query`], so a table of cases tests every phrase.
 
 use crate::{
-    office::Write,
+    office::write::Write,
     state::{
         Mac, Person, Quantity, Room,
         query::{Query, RoomReading},

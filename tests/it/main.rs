@@ -6,6 +6,7 @@ mod bot;
 mod chat_matrix;
 mod chat_slack;
 mod invite;
+mod layers;
 mod mdns;
 mod net;
 mod netlab;
