@@ -333,3 +333,32 @@ fn the_scanner_flags_forbidden_code_and_not_comments() {
     );
     check("fn time_ms() {} let uptime::x = 1;", &[]);
 }
+
+#[test]
+fn the_backoff_is_a_foundation_module() {
+    // Every layer retries with `src/backoff.rs`, so it must not import any of them back.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/backoff.rs");
+    let source = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        source.contains("pub struct Backoff"),
+        "{} moved",
+        path.display()
+    );
+    // Its unit tests may `use super::*`; the module itself may not reach the crate.
+    let module = source.split("#[cfg(test)]").next().unwrap();
+    let found: Vec<String> = code_lines(module)
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| {
+            ["crate::", "super::", "officemesh::"]
+                .iter()
+                .any(|p| line.contains(p))
+        })
+        .map(|(number, line)| format!("line {}: {}", number + 1, line.trim()))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "src/backoff.rs must import nothing from the crate:\n{}",
+        found.join("\n")
+    );
+}
