@@ -1,6 +1,7 @@
 //! `officemesh ask` as a user runs it: the real binary against a real node on loopback with
 //! no `USER` in its environment, against a running `officemesh demo` with the command the
-//! demo prints, and with the errors a wrong address or token gives.
+//! demo prints, and with the errors a wrong address or token gives; `invite` through the
+//! same client.
 
 use std::{
     io::{BufRead as _, BufReader, Read as _},
@@ -57,7 +58,7 @@ fn reply(output: &Output) -> Result<String, String> {
 }
 
 #[test]
-fn ask_answers_where_user_is_unset_and_names_a_wrong_token() {
+fn ask_answers_where_user_is_unset_invites_and_names_a_wrong_token() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("swarm.key");
     write_key(&key, 0x3c);
@@ -93,6 +94,17 @@ fn ask_answers_where_user_is_unset_and_names_a_wrong_token() {
     assert_eq!(
         reply(&output).unwrap(),
         format!("I didn't know any device of yours, {login}\n")
+    );
+
+    // `invite` reads its answer through the same client.
+    let output = run(officemesh(
+        &home,
+        &["invite", "--node", &url, "--token", TOKEN],
+    ));
+    let join = reply(&output).unwrap();
+    assert!(
+        join.starts_with("om1-") && join.lines().count() == 1,
+        "{join:?}"
     );
 
     // A wrong token is named as such, with where it came from and what to give instead.
