@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` for the map of the modules.
 
 pub mod alerts;
+pub mod backoff;
 pub mod bot;
 pub mod chat;
 pub mod config;

@@ -1,17 +1,20 @@
 //! The `officemesh` command line.
 
 use std::{
-    io::{IsTerminal as _, Read as _, Write as _},
-    net::TcpStream,
+    io::{IsTerminal as _, Write as _},
     path::PathBuf,
     process::ExitCode,
-    time::Duration,
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use officemesh::{
+    bot,
     config::{Config, Overrides},
+    http::{
+        client::{self, Client, ClientError},
+        local_token,
+    },
     net::SwarmKey,
     node::{self, demo},
     sensors,
@@ -121,9 +124,11 @@ struct DemoArgs {
 #[derive(Args, Debug)]
 struct NodeArgs {
     /// The running node's HTTP API.
-    #[arg(long, default_value = "http://127.0.0.1:7878")]
+    #[arg(long, default_value = DEFAULT_NODE)]
     node: String,
-    /// The API token [default: $OFFICEMESH_API_TOKEN, else the data dir's api-token file].
+    /// The API token [default: $OFFICEMESH_API_TOKEN, else --data-dir's api-token file,
+    /// else the token a running `officemesh demo` left for --node, else the default data
+    /// dir's api-token file].
     #[arg(long)]
     token: Option<String>,
     /// The node's data dir, where its API token is [default: ~/.local/share/officemesh].
@@ -141,7 +146,8 @@ struct InviteArgs {
 struct AskArgs {
     #[command(flatten)]
     node: NodeArgs,
-    /// Who is asking [default: $USER].
+    /// Who is asking [default: $USER, else $LOGNAME, else the login name of this user id;
+    /// with none of them, only "i am ..." and "forget me" need it].
     #[arg(long = "as", value_name = "NAME")]
     speaker: Option<String>,
     /// The message, as one or several words.
@@ -153,7 +159,8 @@ struct AskArgs {
 struct ChatArgs {
     #[command(flatten)]
     node: NodeArgs,
-    /// Who is talking [default: $USER].
+    /// Who is talking [default: $USER, else $LOGNAME, else the login name of this user id;
+    /// with none of them, only "i am ..." and "forget me" need it].
     #[arg(long = "as", value_name = "NAME")]
     speaker: Option<String>,
 }
@@ -360,23 +367,100 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
             );
         }
         println!("  write token: {}", office.api_token);
+        let first = office.nodes.first().context("the demo has no node")?;
+        // `ask` finds the demo's token by itself (`http::local_token`); only a first node off
+        // the default port needs naming.
+        let mut flags = String::new();
+        if client::node_url(&format!("http://{}", first.http))? != default_node_url() {
+            flags.push_str(&format!("--node http://{} ", first.http));
+        }
+        if !office.token_left_for_ask() {
+            flags.push_str(&format!("--token {} ", office.api_token));
+        }
+        println!("ask it: officemesh ask {flags}\"who's at the office?\"");
         office.wait().await;
         Ok(())
     })
 }
 
-/// The API token: `--token`, else `OFFICEMESH_API_TOKEN`, else the data dir's file.
-fn api_token(args: &NodeArgs) -> Result<String> {
-    let given = args
-        .token
-        .clone()
-        .or_else(|| std::env::var("OFFICEMESH_API_TOKEN").ok());
-    if let Some(token) = given.filter(|token| !token.trim().is_empty()) {
-        return Ok(token.trim().to_owned());
+/// The address `--node` defaults to.
+const DEFAULT_NODE: &str = "http://127.0.0.1:7878";
+
+fn default_node_url() -> reqwest::Url {
+    client::node_url(DEFAULT_NODE).expect("the default node URL is valid")
+}
+
+/// The name the bot is given when nobody can be named: enough for every question whose
+/// answer is the same whoever asks.
+const NEUTRAL_SPEAKER: &str = "someone";
+
+/// A running node's API, and where its token came from, for when the node refuses it.
+struct Node {
+    client: Client,
+    token_source: String,
+}
+
+impl Node {
+    /// The client of `--node` with the token found as [`api_token`] says.
+    fn connect(args: &NodeArgs) -> Result<Node> {
+        let url = client::node_url(&args.node)?;
+        let (token, token_source) = api_token(args, &url)?;
+        Ok(Node {
+            client: Client::new(url, &token)?,
+            token_source,
+        })
+    }
+
+    /// Says, for a refused token, where it came from and how to give the right one.
+    fn explain(&self, error: ClientError) -> anyhow::Error {
+        match error {
+            ClientError::Unauthorized { .. } => anyhow!(
+                "{error} (the token came from {}; give this node's token with --token, or its data dir with --data-dir)",
+                self.token_source
+            ),
+            other => other.into(),
+        }
+    }
+
+    fn ask(&self, runtime: &tokio::runtime::Runtime, speaker: &str, text: &str) -> Result<String> {
+        runtime
+            .block_on(self.client.ask(text, speaker))
+            .map_err(|error| self.explain(error))
+    }
+}
+
+/// The runtime the API client runs on: one thread is plenty for a request at a time.
+fn client_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The API token and where it came from: `--token`, else `OFFICEMESH_API_TOKEN`, else the
+/// `--data-dir`'s file, else the token a running demo left for this node's address, else the
+/// default data dir's file.
+fn api_token(args: &NodeArgs, node: &reqwest::Url) -> Result<(String, String)> {
+    let given = [
+        (args.token.clone(), "--token"),
+        (
+            std::env::var("OFFICEMESH_API_TOKEN").ok(),
+            "OFFICEMESH_API_TOKEN",
+        ),
+    ];
+    for (token, source) in given {
+        if let Some(token) = token.filter(|token| !token.trim().is_empty()) {
+            return Ok((token.trim().to_owned(), source.to_owned()));
+        }
     }
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
-        None => Config::load(None, &Overrides::default())?.node.data_dir,
+        None => {
+            if let Some(found) = local_token::find(node) {
+                return Ok((found.token, found.path.display().to_string()));
+            }
+            Config::load(None, &Overrides::default())?.node.data_dir
+        }
     };
     let path = data_dir.join(node::API_TOKEN_FILE);
     let token = std::fs::read_to_string(&path).with_context(|| {
@@ -385,66 +469,94 @@ fn api_token(args: &NodeArgs) -> Result<String> {
             path.display()
         )
     })?;
-    Ok(token.trim().to_owned())
+    Ok((token.trim().to_owned(), path.display().to_string()))
 }
 
 fn run_invite(args: &InviteArgs) -> Result<()> {
-    let token = api_token(&args.node)?;
-    let body = http_request(&args.node.node, "GET", "/api/invite", &token, None)?;
-    let invite: serde_json::Value =
-        serde_json::from_str(&body).context("the node's answer is not JSON")?;
-    match invite["token"].as_str() {
-        Some(join) => {
-            println!("{join}");
-            eprintln!(
-                "on the new node: officemesh up --join <the line above>   (it holds the office key: keep it secret)"
-            );
-            Ok(())
-        }
-        None => bail!("the node answered without a token: {body}"),
-    }
+    let node = Node::connect(&args.node)?;
+    let join = client_runtime()?
+        .block_on(node.client.invite())
+        .map_err(|error| node.explain(error))?;
+    println!("{join}");
+    eprintln!(
+        "on the new node: officemesh up --join <the line above>   (it holds the office key: keep it secret)"
+    );
+    Ok(())
 }
 
-/// Who speaks to the bot: `--as`, else the login name.
-fn speaker(given: Option<&String>) -> Result<String> {
+/// Who speaks to the bot, if anyone can be named: `--as`, else `$USER`, else `$LOGNAME`,
+/// else the login name of this user id (a service, a container or a cron job often has no
+/// `USER`).
+fn named_speaker(given: Option<&str>) -> Option<String> {
+    let non_empty = |name: &str| Some(name.trim().to_owned()).filter(|name| !name.is_empty());
+    let from_env = |variable: &str| {
+        std::env::var(variable)
+            .ok()
+            .and_then(|name| non_empty(&name))
+    };
     given
-        .cloned()
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|name| !name.trim().is_empty())
-        .context("who is asking? give --as NAME (USER is not set)")
+        .and_then(non_empty)
+        .or_else(|| from_env("USER"))
+        .or_else(|| from_env("LOGNAME"))
+        .or_else(|| login_name().and_then(|name| non_empty(&name)))
 }
 
-/// Sends one message to the node's bot and returns its reply.
-fn ask(node: &NodeArgs, token: &str, speaker: &str, text: &str) -> Result<String> {
-    let request = serde_json::json!({"text": text, "speaker": speaker}).to_string();
-    let body = http_request(&node.node, "POST", "/api/ask", token, Some(&request))?;
-    let answer: serde_json::Value =
-        serde_json::from_str(&body).context("the node's answer is not JSON")?;
-    match answer["reply"].as_str() {
-        Some(reply) => Ok(reply.to_owned()),
-        None => bail!("the node answered without a reply: {body}"),
+/// The name of this process's user id in `/etc/passwd`.
+fn login_name() -> Option<String> {
+    // SAFETY: getuid has no preconditions and cannot fail (POSIX).
+    let uid = unsafe { libc::getuid() };
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd_name(&passwd, uid).map(str::to_owned)
+}
+
+/// The name of `uid` in a passwd(5) file: lines of `name:password:uid:gid:...`.
+fn passwd_name(passwd: &str, uid: u32) -> Option<&str> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let _password = fields.next()?;
+        let line_uid: u32 = fields.next()?.parse().ok()?;
+        // `+` and `-` lines are NIS inclusions, not users.
+        let usable = !name.is_empty() && !name.starts_with(['#', '+', '-']);
+        (line_uid == uid && usable).then_some(name)
+    })
+}
+
+/// Who says `text`: the named speaker, else a neutral name unless the text is about whoever
+/// says it ("i am ...", "forget me").
+fn speaker_for<'a>(named: Option<&'a str>, text: &str) -> Result<&'a str> {
+    match named {
+        Some(name) => Ok(name),
+        None if bot::needs_speaker(text) => bail!(
+            "who is asking? {text:?} is about whoever says it: give --as NAME (USER and LOGNAME are not set, and this user id has no name in /etc/passwd)"
+        ),
+        None => Ok(NEUTRAL_SPEAKER),
     }
 }
 
 fn run_ask(args: &AskArgs) -> Result<()> {
-    let token = api_token(&args.node)?;
-    let speaker = speaker(args.speaker.as_ref())?;
-    println!(
-        "{}",
-        ask(&args.node, &token, &speaker, &args.text.join(" "))?
-    );
+    let text = args.text.join(" ");
+    let named = named_speaker(args.speaker.as_deref());
+    let speaker = speaker_for(named.as_deref(), &text)?;
+    let node = Node::connect(&args.node)?;
+    println!("{}", node.ask(&client_runtime()?, speaker, &text)?);
     Ok(())
 }
 
 fn run_chat(args: &ChatArgs) -> Result<()> {
     use std::io::{BufRead as _, IsTerminal as _};
-    let token = api_token(&args.node)?;
-    let speaker = speaker(args.speaker.as_ref())?;
+    let node = Node::connect(&args.node)?;
+    let runtime = client_runtime()?;
+    let named = named_speaker(args.speaker.as_deref());
     let interactive = std::io::stdin().is_terminal();
     if interactive {
+        let who = match &named {
+            Some(name) => name.clone(),
+            None => format!("{NEUTRAL_SPEAKER} (give --as NAME for \"i am ...\")"),
+        };
         println!(
-            "talking to the office bot at {} as {speaker}; \"help\" lists what it answers, Ctrl-D ends",
-            args.node.node
+            "talking to the office bot at {} as {who}; \"help\" lists what it answers, Ctrl-D ends",
+            node.client.base()
         );
     }
     let mut lines = std::io::stdin().lock().lines();
@@ -465,50 +577,14 @@ fn run_chat(args: &ChatArgs) -> Result<()> {
             break;
         }
         // One failed question (a node restarting, a rate limit) does not end the chat.
-        match ask(&args.node, &token, &speaker, text) {
+        let answer = speaker_for(named.as_deref(), text)
+            .and_then(|speaker| node.ask(&runtime, speaker, text));
+        match answer {
             Ok(reply) => println!("{reply}"),
             Err(error) => eprintln!("error: {error:#}"),
         }
     }
     Ok(())
-}
-
-/// A minimal HTTP/1.1 request to a loopback or LAN node, enough for the CLI's few requests:
-/// the body of a 200 answer, else an error with the node's message.
-fn http_request(
-    base: &str,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<&str>,
-) -> Result<String> {
-    let authority = base
-        .strip_prefix("http://")
-        .with_context(|| format!("--node {base:?} must start with http://"))?
-        .trim_end_matches('/');
-    let mut stream = TcpStream::connect(authority)
-        .with_context(|| format!("cannot reach the node at {base}: is it running?"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP answer")?;
-    let status = head.split_whitespace().nth(1).unwrap_or("?");
-    if status != "200" {
-        let message = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|error| error["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| body.trim().to_owned());
-        bail!("the node answered {status}: {message}");
-    }
-    Ok(body.to_owned())
 }
 
 fn run_sim(args: &SimArgs) -> Result<()> {
@@ -597,4 +673,41 @@ fn describe(config: &SimConfig) -> String {
         config.seed,
         faults.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_name_is_the_passwd_line_of_the_user_id() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      # a comment:x:1000\n\
+                      +nis:x:1000:1000::/:/bin/sh\n\
+                      broken line\n\
+                      mendes:x:1000:1000:Mendes,,,:/home/mendes:/bin/bash\n\
+                      ana:x:1001:1001::/home/ana:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 0), Some("root"));
+        assert_eq!(passwd_name(passwd, 1000), Some("mendes"));
+        assert_eq!(passwd_name(passwd, 1001), Some("ana"));
+        assert_eq!(passwd_name(passwd, 4242), None);
+        assert_eq!(passwd_name("", 0), None);
+    }
+
+    #[test]
+    fn without_a_name_only_phrases_about_the_speaker_are_refused() {
+        assert_eq!(speaker_for(Some("mendes"), "forget me").unwrap(), "mendes");
+        assert_eq!(speaker_for(None, "kitchen temp").unwrap(), NEUTRAL_SPEAKER);
+        assert_eq!(
+            speaker_for(None, "who's at the office?").unwrap(),
+            NEUTRAL_SPEAKER
+        );
+        for text in ["i am 00:1a:2b:3c:4d:5e", "bloo, forget me"] {
+            let error = speaker_for(None, text).unwrap_err().to_string();
+            assert!(
+                error.contains("give --as NAME") && error.contains(text),
+                "{error}"
+            );
+        }
+    }
 }

@@ -17,7 +17,7 @@ use std::{sync::Mutex, time::Duration};
 use thiserror::Error;
 use tokio::time::Instant;
 
-pub use self::reply::{Reply, SORRY, Situation, reply};
+pub use self::reply::{Reply, SORRY, Situation, needs_speaker, reply};
 use crate::{
     office::{OfficeError, OfficeHandle, physical_ms},
     state::{Person, query::Query},

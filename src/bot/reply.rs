@@ -234,6 +234,18 @@ pub fn reply(situation: &Situation, speaker: &Person, text: &str) -> Reply {
     Reply::say(SORRY)
 }
 
+/// Whether `text` is about the one who says it ("i am ff:ff:...", "forget me"), so that it
+/// needs to know who that is; every other phrase answers the same whoever asks. It looks at
+/// the end of the message, so a bot name in front does not hide the phrase: it may say yes
+/// to a message [`reply`] does not take as one, never no to one it does.
+pub fn needs_speaker(text: &str) -> bool {
+    let words = words(text);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let forget_me = words.contains(&"forget") && words.last() == Some(&"me");
+    let i_am = matches!(words.as_slice(), [.., "i", "am", _] | [.., "im", _]);
+    forget_me || i_am
+}
+
 /// Drops a leading "bloo," or "stratos": the bot's configured name or this node's name.
 /// A node named like a room still answers "kitchen temp": the name stays when what follows
 /// it does not start with a room but the whole message does.

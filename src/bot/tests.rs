@@ -257,6 +257,42 @@ fn check(state: &Replica, speaker: &str, text: &str, expected: &str, writes: &[&
     }
     let rendered: Vec<String> = answer.writes.iter().map(render).collect();
     assert_eq!(rendered, writes, "the writes of {text:?}");
+    // `officemesh ask` without a name asks only what needs none: a phrase that binds or
+    // forgets the speaker must be one `needs_speaker` knows.
+    if rendered
+        .iter()
+        .any(|write| write.starts_with("bind ") || write.starts_with("unbind "))
+    {
+        assert!(needs_speaker(text), "{text:?} writes for its speaker");
+    }
+}
+
+#[test]
+fn only_phrases_about_the_speaker_need_one() {
+    for text in [
+        "i am 00:1A:2B:3C:4D:61",
+        "I'm 00-1a-2b-3c-4d-5e.",
+        "bloo i am 00:1a:2b:3c:4d:99",
+        "i am batman",
+        "forget me",
+        "Bloo, please forget me!",
+    ] {
+        assert!(needs_speaker(text), "{text:?}");
+    }
+    for text in [
+        "kitchen temp",
+        "who's at the office?",
+        "what's the temperature in the meeting room?",
+        "tell me the kitchen temp",
+        "set the meeting room temperature to 21",
+        "status",
+        "help",
+        "i am",
+        "forget the kitchen",
+        "  ",
+    ] {
+        assert!(!needs_speaker(text), "{text:?}");
+    }
 }
 
 #[test]

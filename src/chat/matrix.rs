@@ -23,8 +23,7 @@ use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::config::MatrixConfig;
-use super::{Backoff, SharedAsker, Speaker, pause};
+use super::{SharedAsker, Speaker, config::MatrixConfig, pause, reconnect_backoff};
 
 /// How many times one message is sent before giving up; safe to repeat thanks to its
 /// transaction id.
@@ -235,7 +234,7 @@ impl MatrixClient {
             &message.txn_id,
         ]);
         let body = json!({ "msgtype": "m.text", "body": message.text });
-        let mut backoff = Backoff::new();
+        let mut backoff = reconnect_backoff();
         let mut last_error = MatrixError::RateLimited { what };
         for _ in 0..SEND_ATTEMPTS {
             let wait = match self
@@ -363,7 +362,7 @@ pub async fn run(
 /// Learns the bot's user id and skips the backlog with an initial sync, retrying with backoff;
 /// `None` on shutdown.
 async fn connect(client: &MatrixClient, shutdown: &CancellationToken) -> Option<(String, String)> {
-    let mut backoff = Backoff::new();
+    let mut backoff = reconnect_backoff();
     loop {
         let attempt = async {
             let me = client.whoami().await?;
@@ -433,7 +432,7 @@ async fn answer_questions(
     asker: SharedAsker,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Backoff::new();
+    let mut backoff = reconnect_backoff();
     let mut replies = JoinSet::new();
     loop {
         while replies.try_join_next().is_some() {}

@@ -22,6 +22,8 @@ use std::{
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
+
 /// How many alert texts may wait for an adapter that is reconnecting; a sender that finds the
 /// queue full drops the alert (it is still in the replicated state and on the dashboard).
 pub const ALERT_QUEUE_CAPACITY: usize = 64;
@@ -65,27 +67,9 @@ pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// once a minute, which no rate limit minds.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
-/// Exponential backoff between reconnection attempts.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    pub(crate) fn new() -> Backoff {
-        Backoff { next: BACKOFF_MIN }
-    }
-
-    /// The wait before the next attempt; the one after is twice as long.
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        delay
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
-    }
+/// The backoff between reconnection attempts of a chat adapter.
+pub(crate) fn reconnect_backoff() -> Backoff {
+    Backoff::new(BACKOFF_MIN, BACKOFF_MAX)
 }
 
 /// Sleeps for `delay` unless `shutdown` fires first; returns false on shutdown.
@@ -145,18 +129,5 @@ mod tests {
         assert!(!recent.insert("b"));
         assert!(!recent.insert("c"));
         assert!(recent.insert("a"));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_maximum_and_resets() {
-        let mut backoff = Backoff::new();
-        assert_eq!(backoff.next_delay(), BACKOFF_MIN);
-        assert_eq!(backoff.next_delay(), BACKOFF_MIN * 2);
-        for _ in 0..20 {
-            backoff.next_delay();
-        }
-        assert_eq!(backoff.next_delay(), BACKOFF_MAX);
-        backoff.reset();
-        assert_eq!(backoff.next_delay(), BACKOFF_MIN);
     }
 }

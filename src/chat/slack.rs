@@ -24,8 +24,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::config::SlackConfig;
-use super::{Backoff, RecentSet, SharedAsker, Speaker, pause};
+use super::{RecentSet, SharedAsker, Speaker, config::SlackConfig, pause, reconnect_backoff};
+use crate::backoff::Backoff;
 
 /// How many events (by id and by message) are remembered to answer each once. Slack
 /// redelivers within minutes; a busy office sees far fewer messages than this in that time.
@@ -99,7 +99,7 @@ impl WebApi {
         shutdown: &CancellationToken,
     ) -> Result<Value, SlackError> {
         let url = format!("{}/{method}", self.config.api_url);
-        let mut backoff = Backoff::new();
+        let mut backoff = reconnect_backoff();
         for _ in 0..POST_ATTEMPTS {
             let sent = self
                 .client
@@ -307,7 +307,7 @@ async fn post_alerts(api: WebApi, mut alerts: mpsc::Receiver<String>, shutdown: 
 
 /// Keeps a Socket Mode link open and answers what arrives on it.
 async fn answer_questions(api: WebApi, asker: SharedAsker, shutdown: CancellationToken) {
-    let mut backoff = Backoff::new();
+    let mut backoff = reconnect_backoff();
     let mut seen = RecentSet::new(RECENT_EVENTS);
     let mut replies = JoinSet::new();
     loop {

@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
+
 /// Messages waiting to be posted. Alerts are rare; if the webhook is down long enough for
 /// this to fill, newer messages are dropped (and logged) rather than anything waiting.
 pub const QUEUE_CAPACITY: usize = 32;
@@ -24,6 +26,10 @@ pub const ATTEMPTS: u32 = 5;
 
 /// The wait before the second attempt; it doubles for each next one (1, 2, 4, 8 s).
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest wait between two attempts. The default attempts never reach it; it bounds the
+/// wait of a webhook set up with more attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// How long one request may take, connecting included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -124,7 +130,7 @@ impl Webhook {
     /// Posts `text`, retrying transient failures with doubling backoff up to the attempt
     /// limit. Returns the last error, or at once if `shutdown` fires while waiting.
     pub async fn post(&self, text: &str, shutdown: &CancellationToken) -> Result<(), WebhookError> {
-        let mut backoff = self.first_backoff;
+        let mut backoff = Backoff::new(self.first_backoff, MAX_BACKOFF);
         let mut attempt = 1;
         loop {
             let error = match self.post_once(text).await {
@@ -137,10 +143,9 @@ impl Webhook {
             debug!(%error, attempt, "webhook post failed; retrying");
             tokio::select! {
                 () = shutdown.cancelled() => return Err(error),
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(backoff.next_delay()) => {}
             }
             attempt += 1;
-            backoff = backoff.saturating_mul(2);
         }
     }
 

@@ -4,7 +4,9 @@
 //! bearer token. Request and response bodies are this module's own structs, so a refactor of
 //! the core cannot silently change what clients see.
 
+pub mod client;
 pub mod config;
+pub mod local_token;
 #[cfg(test)]
 mod tests;
 mod view;
@@ -95,9 +97,11 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
+/// The body of every error answer; `officemesh` reads it back through [`client`].
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ErrorBody {
+    /// A sentence naming what was wrong.
+    pub error: String,
 }
 
 impl ApiError {
@@ -114,7 +118,7 @@ impl IntoResponse for ApiError {
         (
             self.status,
             Json(ErrorBody {
-                error: &self.message,
+                error: self.message,
             }),
         )
             .into_response()
@@ -223,9 +227,11 @@ async fn peers(State(api): State<Arc<Api>>) -> Json<Vec<PeerView>> {
     Json(api.peers.peers().await)
 }
 
-#[derive(Serialize)]
-struct Invite {
-    token: String,
+/// The answer of `GET /api/invite`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Invite {
+    /// The join token (`om1-...`) for `officemesh up --join`.
+    pub token: String,
 }
 
 /// `GET /api/invite`: the join token. It holds the office's key, so it needs the API token.
@@ -342,16 +348,20 @@ async fn put_target(
 
 /// `POST /api/ask`: a message for the bot. It may write (a binding, a target), so it needs
 /// the token.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-struct AskRequest {
-    text: String,
-    speaker: String,
+pub struct AskRequest {
+    /// What was said, as typed.
+    pub text: String,
+    /// Who said it: the person "i am ..." binds and "forget me" forgets.
+    pub speaker: String,
 }
 
-#[derive(Serialize)]
-struct AskReply {
-    reply: String,
+/// The answer of `POST /api/ask`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct AskReply {
+    /// The bot's answer, possibly several lines.
+    pub reply: String,
 }
 
 async fn ask(

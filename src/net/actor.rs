@@ -38,6 +38,7 @@ use super::{
     transport::{self, HandshakeFailure},
 };
 use crate::{
+    backoff::Backoff,
     state::{Delta, Digest},
     wire,
 };
@@ -104,7 +105,7 @@ struct Session {
 struct Bootstrap {
     address: Multiaddr,
     peer: Option<PeerId>,
-    backoff: Duration,
+    backoff: Backoff,
     next_attempt: Instant,
 }
 
@@ -207,7 +208,7 @@ impl Net {
                 .map(|address| Bootstrap {
                     peer: peer_of(&address),
                     address,
-                    backoff: REDIAL_BACKOFF_MIN,
+                    backoff: Backoff::new(REDIAL_BACKOFF_MIN, REDIAL_BACKOFF_MAX),
                     next_attempt: now,
                 })
                 .collect(),
@@ -424,8 +425,7 @@ impl Net {
             if connected || now < bootstrap.next_attempt {
                 continue;
             }
-            bootstrap.next_attempt = now + bootstrap.backoff;
-            bootstrap.backoff = (bootstrap.backoff * 2).min(REDIAL_BACKOFF_MAX);
+            bootstrap.next_attempt = now + bootstrap.backoff.next_delay();
             due.push(match bootstrap.peer {
                 // Once known, dial by peer id, so a crossing dial from the peer wins.
                 Some(peer) => with_peer(&bootstrap.address, peer),
@@ -512,7 +512,7 @@ impl Net {
                 let same_address = without_peer(&bootstrap.address) == without_peer(&address);
                 if bootstrap.peer == Some(peer) || (bootstrap.peer.is_none() && same_address) {
                     bootstrap.peer = Some(peer);
-                    bootstrap.backoff = REDIAL_BACKOFF_MIN;
+                    bootstrap.backoff.reset();
                 }
             }
         }

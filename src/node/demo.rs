@@ -1,6 +1,7 @@
 //! `officemesh demo`: a whole office on one machine. N nodes in one process, each with its
 //! own data dir, room, simulated sensors and HTTP port, joined by explicit loopback peers
-//! (no mDNS), sharing one fresh swarm key.
+//! (no mDNS), sharing one fresh swarm key and one fresh API token, which it leaves where
+//! `officemesh ask` on this machine finds it (`http::local_token`).
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -9,10 +10,12 @@ use std::{
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 use super::{RunningNode, start as start_node};
 use crate::{
     config::Config,
+    http::local_token::{self, Published},
     net::SwarmKey,
     state::{NodeId, Room},
 };
@@ -38,16 +41,25 @@ pub struct DemoOffice {
     pub nodes: Vec<DemoNode>,
     /// The write token every demo node accepts.
     pub api_token: String,
+    /// The token left for `officemesh ask`; `None` if it could not be (the demo then says
+    /// to give `--token`).
+    published: Option<Published>,
     dir: PathBuf,
     running: Vec<RunningNode>,
 }
 
 impl DemoOffice {
-    /// Waits for every node to stop, then removes the demo's data dirs.
+    /// Whether `officemesh ask` on this machine finds the token without `--token`.
+    pub fn token_left_for_ask(&self) -> bool {
+        self.published.is_some()
+    }
+
+    /// Waits for every node to stop, then removes the demo's data dirs and token files.
     pub async fn wait(self) {
         for node in self.running {
             node.wait().await;
         }
+        drop(self.published);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -92,8 +104,12 @@ pub async fn start(
         config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
         config.network.peers = addresses.clone();
         config.network.swarm_key_file = Some(key_path.clone());
-        config.http.listen =
-            SocketAddr::from((Ipv4Addr::LOCALHOST, http_port.saturating_add(index as u16)));
+        // Port 0: each node takes a free port of its own (the demo prints them).
+        let port = match http_port {
+            0 => 0,
+            first => first.saturating_add(index as u16),
+        };
+        config.http.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         config.http.api_token = Some(api_token.clone());
         let node = start_node(config, shutdown.clone())
             .await
@@ -106,9 +122,19 @@ pub async fn start(
         });
         running.push(node);
     }
+    let http: Vec<SocketAddr> = nodes.iter().map(|node| node.http).collect();
+    let published = match local_token::publish(&http, &api_token) {
+        Ok(published) => Some(published),
+        Err(error) => {
+            let error = anyhow::Error::new(error);
+            warn!(error = %format!("{error:#}"), "officemesh ask will need --token");
+            None
+        }
+    };
     Ok(DemoOffice {
         nodes,
         api_token,
+        published,
         dir,
         running,
     })

@@ -31,6 +31,7 @@ pub use self::{
     refresh::Subnet,
 };
 use crate::{
+    backoff::Backoff,
     office::{OfficeError, OfficeHandle, Write},
     state::Mac,
 };
@@ -215,12 +216,11 @@ pub fn own_macs(dir: &Path) -> BTreeSet<Mac> {
         .collect()
 }
 
-/// How long to wait after `failures` failed scans in a row.
-fn backoff(interval: Duration, failures: u32) -> Duration {
-    interval
-        .saturating_mul(1 << failures.min(8))
-        .min(MAX_BACKOFF)
-        .max(interval)
+/// The waits between failed scans: step 0 is the scan interval itself, so the first failure
+/// already waits twice the interval, and the waits double up to [`MAX_BACKOFF`] (an interval
+/// longer than that is kept).
+fn scan_backoff(interval: Duration) -> Backoff {
+    Backoff::new(interval, MAX_BACKOFF)
 }
 
 /// How often the active refresh runs: twice per `consider_home`, so a device that answers
@@ -243,6 +243,7 @@ pub async fn run(office: OfficeHandle, settings: PresenceConfig, shutdown: Cance
     );
     let mut tracker = Tracker::new(settings.consider_home, settings.ignore.clone());
     let started = Instant::now();
+    let backoff = scan_backoff(settings.interval);
     let mut failures = 0u32;
     let mut wait = Duration::ZERO;
     let mut last_refresh: Option<Instant> = None;
@@ -260,7 +261,7 @@ pub async fn run(office: OfficeHandle, settings: PresenceConfig, shutdown: Cance
             Ok(observed) => observed,
             Err(error) => {
                 failures = failures.saturating_add(1);
-                wait = backoff(settings.interval, failures);
+                wait = backoff.delay(failures);
                 let retry_in_s = wait.as_secs();
                 if failures == 1 {
                     warn!(%error, %source, retry_in_s, "presence: cannot read the neighbours; retrying with backoff");
@@ -408,16 +409,6 @@ mod tests {
         assert!(tracker.scan(&[], &BTreeSet::new(), 11_000).is_empty());
         assert!(tracker.written.is_empty(), "forgotten after consider_home");
         assert_eq!(tracker.scan(&scan, &BTreeSet::new(), 12_000).len(), 1);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap() {
-        let interval = Duration::from_secs(15);
-        assert_eq!(backoff(interval, 1), Duration::from_secs(30));
-        assert_eq!(backoff(interval, 2), Duration::from_secs(60));
-        assert_eq!(backoff(interval, 30), MAX_BACKOFF);
-        let slow = Duration::from_secs(600);
-        assert_eq!(backoff(slow, 1), slow, "never faster than the interval");
     }
 
     #[test]

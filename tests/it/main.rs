@@ -5,6 +5,7 @@ mod binary;
 mod bot;
 mod chat_matrix;
 mod chat_slack;
+mod cli;
 mod invite;
 mod layers;
 mod mdns;
