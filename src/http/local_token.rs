@@ -1,7 +1,8 @@
 //! Where a node running on this machine leaves its API token for the commands run here
 //! (`officemesh ask`, `chat`, `invite`), by the address it serves HTTP on, so that they need
-//! no `--token`. `officemesh demo` does this: its nodes get a fresh token on every run and
-//! keep no data dir at the default path where `ask` would otherwise look.
+//! no `--token`. Every running node does this: a node whose data dir is not at the default
+//! path where `ask` would otherwise look, and the demo's nodes, which get a fresh token on
+//! every run, answer `officemesh ask` without flags.
 //!
 //! The files live in `$XDG_RUNTIME_DIR/officemesh`, else in `<temp dir>/officemesh-<uid>`,
 //! in a directory only this user may enter. Each file names the process that wrote it, and

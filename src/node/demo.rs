@@ -10,12 +10,10 @@ use std::{
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
 use super::{RunningNode, start as start_node};
 use crate::{
     config::Config,
-    http::local_token::{self, Published},
     net::SwarmKey,
     state::{NodeId, Room},
 };
@@ -41,9 +39,6 @@ pub struct DemoOffice {
     pub nodes: Vec<DemoNode>,
     /// The write token every demo node accepts.
     pub api_token: String,
-    /// The token left for `officemesh ask`; `None` if it could not be (the demo then says
-    /// to give `--token`).
-    published: Option<Published>,
     dir: PathBuf,
     running: Vec<RunningNode>,
 }
@@ -51,15 +46,15 @@ pub struct DemoOffice {
 impl DemoOffice {
     /// Whether `officemesh ask` on this machine finds the token without `--token`.
     pub fn token_left_for_ask(&self) -> bool {
-        self.published.is_some()
+        self.running.iter().all(RunningNode::token_left_for_ask)
     }
 
-    /// Waits for every node to stop, then removes the demo's data dirs and token files.
+    /// Waits for every node to stop (each removes its token file), then removes the demo's
+    /// data dirs.
     pub async fn wait(self) {
         for node in self.running {
             node.wait().await;
         }
-        drop(self.published);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -122,19 +117,9 @@ pub async fn start(
         });
         running.push(node);
     }
-    let http: Vec<SocketAddr> = nodes.iter().map(|node| node.http).collect();
-    let published = match local_token::publish(&http, &api_token) {
-        Ok(published) => Some(published),
-        Err(error) => {
-            let error = anyhow::Error::new(error);
-            warn!(error = %format!("{error:#}"), "officemesh ask will need --token");
-            None
-        }
-    };
     Ok(DemoOffice {
         nodes,
         api_token,
-        published,
         dir,
         running,
     })

@@ -4,7 +4,7 @@
 pub mod demo;
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
@@ -24,7 +24,10 @@ use crate::{
         webhook::{self, Webhook},
     },
     config::Config,
-    http::{self, Api, PeerSource, PeerView},
+    http::{
+        self, Api, PeerSource, PeerView,
+        local_token::{self, Published},
+    },
     net::{self, JoinToken, Net, NetEvent, NetHandle, SwarmKey, Verdict},
     office::{Identity, Office, OfficeHandle, Outgoing, alerts, physical_ms},
     presence, sensors,
@@ -44,6 +47,9 @@ pub struct RunningNode {
     pub net: NetHandle,
     pub office: OfficeHandle,
     store: StoreHandle,
+    /// The API token left for the commands of this machine (`http::local_token`), removed
+    /// when the node has stopped; `None` if it could not be left.
+    local_token: Option<Published>,
     tasks: JoinSet<()>,
 }
 
@@ -79,6 +85,12 @@ impl RunningNode {
         if let Err(error) = self.store.close().await {
             warn!(%error, "closing the store failed");
         }
+        drop(self.local_token);
+    }
+
+    /// Whether `officemesh ask` on this machine finds this node's token without `--token`.
+    pub fn token_left_for_ask(&self) -> bool {
+        self.local_token.is_some()
     }
 }
 
@@ -188,6 +200,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             )
         })?;
     let http = listener.local_addr()?;
+    let local_token = leave_token(http, &api_token);
     let consider_home_ms = config.presence.consider_home.as_millis() as u64;
     let bot = Arc::new(Bot::new(
         office_handle.clone(),
@@ -266,6 +279,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         net: net_handle,
         office: office_handle,
         store,
+        local_token,
         tasks,
     })
 }
@@ -418,6 +432,28 @@ fn swarm_key(config: &Config, store: &mut Store) -> Result<(SwarmKey, Vec<String
         info!(fingerprint = %key.fingerprint(), "a new office: generated its swarm key; `officemesh invite` prints a token for other nodes to join");
     }
     Ok((key, Vec::new()))
+}
+
+/// Leaves the API token where `officemesh ask` on this machine looks for the node at `http`
+/// (and at loopback, when the node serves every interface), so that a node whose data dir
+/// is not at the default path needs no `--token` either.
+fn leave_token(http: SocketAddr, token: &str) -> Option<Published> {
+    let mut addresses = vec![http];
+    if http.ip().is_unspecified() {
+        let loopback: IpAddr = match http {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        };
+        addresses.push(SocketAddr::new(loopback, http.port()));
+    }
+    match local_token::publish(&addresses, token) {
+        Ok(published) => Some(published),
+        Err(error) => {
+            let error = anyhow::Error::new(error);
+            warn!(error = %format!("{error:#}"), "officemesh ask here will need --token");
+            None
+        }
+    }
 }
 
 /// The API token: configured, from `OFFICEMESH_API_TOKEN`, or generated into the data dir.

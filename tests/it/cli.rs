@@ -1,5 +1,5 @@
 //! `officemesh ask` as a user runs it: the real binary against a real node on loopback with
-//! no `USER` in its environment, against a running `officemesh demo` with the command the
+//! no `USER` in its environment and no token given, against a running `officemesh demo` with the command the
 //! demo prints, and with the errors a wrong address or token gives; `invite` through the
 //! same client.
 
@@ -63,15 +63,25 @@ fn reply(output: &Output) -> Result<String, String> {
 #[test]
 fn ask_answers_where_user_is_unset_invites_and_names_a_wrong_token() {
     let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    // The node's data dir is not where `ask` looks by default; it runs as the same user.
     let node = Node::builder(dir.path().join("kitchen"))
         .room("kitchen")
+        .env("XDG_RUNTIME_DIR", home.join("run"))
         .start();
     node.post_reading("desk-k", "kitchen", 21.5);
     let url = node.url();
-    let home = dir.path().join("home");
-    std::fs::create_dir(&home).unwrap();
 
-    // A question whose answer is the same for anyone needs no name.
+    // The node left its token for the commands of this machine: no --token needed.
+    let output = run(officemesh(
+        &home,
+        &["ask", "--node", &url, "kitchen", "temp"],
+    ));
+    let answer = reply(&output).unwrap();
+    assert!(answer.starts_with("kitchen temp is 21.5°C ("), "{answer:?}");
+
+    // A question whose answer is the same for anyone needs no name (and --token wins).
     let output = run(officemesh(
         &home,
         &["ask", "--node", &url, "--token", TOKEN, "kitchen", "temp"],

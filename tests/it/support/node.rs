@@ -58,6 +58,7 @@ pub struct NodeBuilder {
     http: String,
     mdns: bool,
     args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
     namespace: Option<String>,
 }
 
@@ -113,6 +114,12 @@ impl NodeBuilder {
         self
     }
 
+    /// One more variable in the node's environment.
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.into(), value.as_ref().to_owned()));
+        self
+    }
+
     /// Runs the node inside the network namespace `namespace` (`ip netns exec`).
     pub fn namespace(mut self, namespace: &str) -> Self {
         self.namespace = Some(namespace.to_owned());
@@ -162,6 +169,7 @@ impl NodeBuilder {
         }
         command
             .args(&self.args)
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .env("OFFICEMESH_API_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -279,6 +287,7 @@ impl Node {
             http: "127.0.0.1:0".to_owned(),
             mdns: false,
             args: Vec::new(),
+            env: Vec::new(),
             namespace: None,
         }
     }
