@@ -40,6 +40,9 @@ pub enum LocalTokenError {
     },
 }
 
+/// How the name of every token file starts.
+const FILE_PREFIX: &str = "api-token-";
+
 /// The directory of the token files: `$XDG_RUNTIME_DIR/officemesh` (per user, emptied at
 /// logout), else `<temp dir>/officemesh-<uid>`.
 pub fn dir() -> PathBuf {
@@ -98,6 +101,7 @@ pub fn publish_in(
         .create(dir)
         .map_err(io_error)?;
     check_private(dir)?;
+    forget_the_dead(dir);
     let contents = format!("{}\n{}\n", std::process::id(), token.trim());
     let mut published = Published { paths: Vec::new() };
     for address in addresses {
@@ -119,6 +123,24 @@ pub fn publish_in(
         published.paths.push(path);
     }
     Ok(published)
+}
+
+/// Removes the files of processes that are gone (killed before they could): they are ignored
+/// anyway, and would pile up.
+fn forget_the_dead(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with(FILE_PREFIX));
+        if ours && fs::read_to_string(&path).is_ok_and(|text| live_token(&text).is_none()) {
+            let _ = fs::remove_file(&path);
+        }
+    }
 }
 
 /// A token found for a node of this machine.
@@ -161,7 +183,7 @@ fn live_token(text: &str) -> Option<String> {
 }
 
 fn file_name(address: SocketAddr) -> String {
-    format!("api-token-{}-{}", address.ip(), address.port())
+    format!("{FILE_PREFIX}{}-{}", address.ip(), address.port())
 }
 
 /// Refuses a directory that another user owns or may enter: in a shared temp dir, someone
@@ -222,6 +244,25 @@ mod tests {
         drop(published);
         assert_eq!(find_in(&dir, &url("http://127.0.0.1:7878")), None);
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "no file is left");
+    }
+
+    #[test]
+    fn publishing_removes_the_files_of_processes_that_are_gone() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("officemesh");
+        let first = publish_in(&dir, &[loopback(7878)], "live").unwrap();
+        let mut exited = std::process::Command::new("true").spawn().unwrap();
+        exited.wait().unwrap();
+        let stale = dir.join("api-token-127.0.0.1-7000");
+        fs::write(&stale, format!("{}\nstale-token\n", exited.id())).unwrap();
+        let unrelated = dir.join("notes.txt");
+        fs::write(&unrelated, "not ours").unwrap();
+        let second = publish_in(&dir, &[loopback(7879)], "live").unwrap();
+        assert!(!stale.exists(), "the dead process's file is gone");
+        assert!(unrelated.exists(), "files not ours stay");
+        for published in [&first, &second] {
+            assert!(published.paths()[0].exists(), "a live process's file stays");
+        }
     }
 
     #[test]

@@ -169,6 +169,9 @@ impl NodeBuilder {
         }
         command
             .args(&self.args)
+            // The token file every node leaves for `ask` goes next to its data dir, not into
+            // this machine's runtime dir, which a node killed by a test would litter.
+            .env("XDG_RUNTIME_DIR", self.data_dir.with_extension("run"))
             .envs(self.env.iter().map(|(key, value)| (key, value)))
             .env("OFFICEMESH_API_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
