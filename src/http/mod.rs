@@ -1,4 +1,5 @@
-//! The HTTP API (`docs/api.md`): the only module that knows axum and JSON.
+//! The HTTP API (`docs/api.md`): the only module that knows axum, and the one that owns the
+//! API's JSON shapes (the command line's client reads them from here too).
 //!
 //! Reads come from the office actor's latest view; writes go through its handle and need the
 //! bearer token. Request and response bodies are this module's own structs, so a refactor of
@@ -155,7 +156,7 @@ fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
         }),
         None => Err(ApiError {
             status: StatusCode::UNAUTHORIZED,
-            message: "writes need an Authorization: Bearer <token> header (the token is in <data-dir>/api-token)".into(),
+            message: "this needs an Authorization: Bearer <token> header (the token is in <data-dir>/api-token)".into(),
         }),
     }
 }
