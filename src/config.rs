@@ -445,6 +445,10 @@ mod tests {
             "sync_interval_ms",
         );
         check_error("[http]\nlisten = \"everywhere\"\n", "http.listen");
+        check_error(
+            "[network]\njoin = \"om1-x\"\nswarm_key_file = \"/k\"\n",
+            "network.join: a join token carries the office key",
+        );
         check_error("[http]\napi_token = \"short\"\n", "http.api_token");
         check_error("[state]\nretention_days = 0\n", "state.retention_days");
         check_error("[network]\nallow = [\"not a peer\"]\n", "network.allow");

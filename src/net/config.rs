@@ -93,11 +93,19 @@ impl RawNetwork {
                 ));
             }
         }
+        let swarm_key_file = Some(self.swarm_key_file).filter(|path| !path.as_os_str().is_empty());
+        let join = validate::optional(&self.join);
+        if join.is_some() && swarm_key_file.is_some() {
+            return Err(InvalidKey::new(
+                "network.join",
+                "a join token carries the office key: give it or network.swarm_key_file (--swarm-key), not both",
+            ));
+        }
         Ok(NetworkConfig {
             listen: self.listen,
             peers: self.peers,
-            swarm_key_file: Some(self.swarm_key_file).filter(|path| !path.as_os_str().is_empty()),
-            join: validate::optional(&self.join),
+            swarm_key_file,
+            join,
             mdns: self.mdns,
             allow: self.allow,
             publish_interval: validate::interval(
