@@ -536,8 +536,10 @@ pub struct Config {
     pub alert_rules: Vec<alerts::Rule>,
     /// An artificial latency on every network link, for benchmarks; not in the file, never
     /// set by the command line. `None`: no delay.
+    #[cfg(feature = "bench")]
     pub link_delay: Option<crate::net::LinkDelay>,
     /// The gossipsub mesh, for benchmarks that compare settings; not in the file.
+    #[cfg(feature = "bench")]
     pub gossip: crate::net::GossipTuning,
     /// The Slack adapter, when enabled.
     pub slack: Option<SlackConfig>,
@@ -711,9 +713,11 @@ impl Config {
             bot,
             presence: presence_settings(raw.presence)?,
             alert_rules,
+            #[cfg(feature = "bench")]
             link_delay: None,
             slack: validate_slack(raw.slack)?,
             matrix: validate_matrix(raw.matrix)?,
+            #[cfg(feature = "bench")]
             gossip: crate::net::GossipTuning::OFFICE,
         })
     }

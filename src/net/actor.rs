@@ -157,6 +157,7 @@ impl Net {
             &config.keypair,
             &config.swarm_key,
             config.transport,
+            #[cfg(feature = "bench")]
             config.link_delay.clone(),
         )?;
         let behaviour = Behaviour::new(BehaviourConfig {
@@ -164,7 +165,11 @@ impl Net {
             mdns: config.mdns,
             allow_list: config.allow_list.as_ref(),
             max_peers: config.max_peers,
+            #[cfg(feature = "bench")]
             gossip: config.gossip,
+            // Only benchmarks compare meshes; a node runs the office's.
+            #[cfg(not(feature = "bench"))]
+            gossip: super::GossipTuning::OFFICE,
         })?;
         // Connections stay open while the office runs: an idle timeout would close quiet
         // connections and empty the gossipsub mesh. Dead peers are found by ping instead.

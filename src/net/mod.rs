@@ -30,7 +30,10 @@
 
 mod actor;
 mod behaviour;
+#[cfg(feature = "bench")]
 mod counting;
+#[cfg(feature = "bench")]
+mod delay;
 pub mod join;
 pub mod paging;
 pub mod settings;
@@ -50,11 +53,15 @@ pub use self::{
         GOSSIP_PAGE_BYTES, GossipTuning, IDENTIFY_PROTOCOL, MAX_GOSSIP_TRANSMIT_BYTES, STATE_TOPIC,
         content_id,
     },
-    counting::{MessageCounts, MessageKind},
     join::{JoinToken, JoinTokenError},
     swarm_key::{SWARM_KEY_LEN, SwarmKey, SwarmKeyError},
     sync::{SYNC_PAGE_BYTES, SYNC_PROTOCOL},
-    transport::{BaseTransport, CONNECTION_TIMEOUT, LinkCounters, LinkDelay},
+    transport::{BaseTransport, CONNECTION_TIMEOUT},
+};
+#[cfg(feature = "bench")]
+pub use self::{
+    counting::{MessageCounts, MessageKind},
+    delay::{LinkCounters, LinkDelay},
 };
 use crate::state::{Delta, Digest, MergeReport, NodeId, RejectReason};
 
@@ -124,8 +131,11 @@ pub struct NetConfig {
     /// TCP, or TCP and in-memory addresses for tests. Default: TCP.
     pub transport: BaseTransport,
     /// An artificial latency on every link, for benchmarks ([`LinkDelay`]). Default: none.
+    #[cfg(feature = "bench")]
     pub link_delay: Option<LinkDelay>,
-    /// The gossipsub mesh. Default: [`GossipTuning::OFFICE`].
+    /// The gossipsub mesh, for benchmarks that compare meshes. Default:
+    /// [`GossipTuning::OFFICE`], which is what a build without the `bench` feature always runs.
+    #[cfg(feature = "bench")]
     pub gossip: GossipTuning,
 }
 
@@ -142,7 +152,9 @@ impl NetConfig {
             sync_interval: DEFAULT_SYNC_INTERVAL,
             max_peers: MAX_PEERS,
             transport: BaseTransport::Tcp,
+            #[cfg(feature = "bench")]
             link_delay: None,
+            #[cfg(feature = "bench")]
             gossip: GossipTuning::OFFICE,
         }
     }
@@ -495,6 +507,10 @@ mod tests {
         assert!(config.bootstrap.is_empty() && config.allow_list.is_none());
         assert_eq!(config.max_peers, MAX_PEERS);
         assert_eq!(config.transport, BaseTransport::Tcp);
-        assert!(config.link_delay.is_none());
+        #[cfg(feature = "bench")]
+        {
+            assert!(config.link_delay.is_none());
+            assert_eq!(config.gossip, GossipTuning::OFFICE);
+        }
     }
 }

@@ -13,26 +13,17 @@
 //! can log one clear line. Nothing extra goes on the wire: the header is handed on to
 //! multistream-select untouched, so go-libp2p and js-libp2p peers with the same key connect.
 //!
-//! For benchmarks only, [`LinkDelay`] puts an artificial latency under everything: each
-//! chunk written to the socket reaches it (and so the other side) that much later, in order.
-//! It also counts what the links carry and, above yamux, the protocol messages sent
-//! ([`Counted`]). Nodes never set it; the default is no delay and no counting.
+//! Built with the `bench` feature, a benchmark may also put an artificial latency under
+//! pnet and count what the links carry (`super::delay`).
 
 use std::{
     io,
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
     task::{Context, Poll},
     time::Duration,
 };
 
-use futures::{
-    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
-    io::{ReadHalf, WriteHalf},
-};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite};
 use libp2p::{
     Multiaddr, PeerId, Transport,
     core::{
@@ -49,12 +40,10 @@ use libp2p::{
 };
 use thiserror::Error;
 use tokio::sync::mpsc;
-use tokio_util::sync::PollSender;
 
-use super::{
-    SwarmKey,
-    counting::{Counted, MessageCounters, MessageCounts},
-};
+use super::SwarmKey;
+#[cfg(feature = "bench")]
+use super::delay::{self, LinkDelay};
 
 /// How long a connection may take from the first TCP packet to a negotiated multiplexer.
 /// A LAN handshake takes milliseconds; a Pi on a slow Wi-Fi link a second or two.
@@ -105,70 +94,17 @@ pub enum BaseTransport {
     TcpAndMemory,
 }
 
-/// An artificial one-way latency on every link, for benchmarks and tests: every chunk a node
-/// writes to a connection's socket (TCP or memory, below pnet) is held for `delay`, then
-/// written, in order. Reads are untouched, so each direction of a link is delayed once.
-/// Up to [`DELAYED_CHUNKS`] chunks may be in flight per link; past that a writer waits, as
-/// on a full socket. For loopback benchmarks, never for a running office.
-#[derive(Clone, Debug)]
-pub struct LinkDelay {
-    pub delay: Duration,
-    /// Counts what every delayed link of this setting carries; share one between the nodes
-    /// of a benchmark to count the whole network.
-    pub counters: Arc<LinkCounters>,
-}
-
-impl LinkDelay {
-    pub fn new(delay: Duration) -> Self {
-        LinkDelay {
-            delay,
-            counters: Arc::default(),
-        }
-    }
-}
-
-/// Chunks in flight on one delayed link before its writer waits.
-pub const DELAYED_CHUNKS: usize = 1024;
-
-/// What delayed links carried, summed over every link sharing these counters.
-#[derive(Debug, Default)]
-pub struct LinkCounters {
-    /// Writes handed to links: each is what the layer above (pnet, carrying Noise frames)
-    /// wrote in one go, usually one flush of one libp2p protocol message or batch of them.
-    writes: AtomicU64,
-    /// Bytes handed to links (encrypted: pnet, Noise and yamux framing included; TCP/IP
-    /// headers not).
-    bytes: AtomicU64,
-    /// Protocol messages sent over these links, by kind (see [`Counted`]).
-    messages: Arc<MessageCounters>,
-}
-
-impl LinkCounters {
-    /// (writes, bytes) so far.
-    pub fn get(&self) -> (u64, u64) {
-        (
-            self.writes.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Protocol messages sent so far, by kind.
-    pub fn messages(&self) -> MessageCounts {
-        self.messages.get()
-    }
-}
-
 /// The transport a swarm takes: it yields authenticated, multiplexed connections.
 pub type NodeTransport = Boxed<(PeerId, StreamMuxerBox)>;
 
 /// Builds TCP (+ memory) -> pnet -> Noise -> yamux, with a timeout on the whole upgrade,
-/// and the receiver of private-network handshake failures. With `link_delay`, every socket
-/// is wrapped in [`Delayed`] first and every muxer in [`Counted`].
+/// and the receiver of private-network handshake failures. With `link_delay` (benchmarks),
+/// every socket is delayed and every muxer counts its messages.
 pub fn build(
     keypair: &Keypair,
     key: &SwarmKey,
     base: BaseTransport,
-    link_delay: Option<LinkDelay>,
+    #[cfg(feature = "bench")] link_delay: Option<LinkDelay>,
 ) -> Result<(NodeTransport, mpsc::Receiver<HandshakeFailure>), noise::Error> {
     let tcp = tcp::tokio::Transport::new(tcp::Config::new().nodelay(true));
     let memory = match base {
@@ -177,9 +113,8 @@ pub fn build(
     };
     let psk = key.psk();
     let (reports, failures) = mpsc::channel(HANDSHAKE_FAILURE_QUEUE);
-    let messages = link_delay
-        .as_ref()
-        .map(|link| link.counters.messages.clone());
+    #[cfg(feature = "bench")]
+    let counting = link_delay.clone();
     let transport = OrTransport::new(tcp, memory)
         .and_then(move |socket, endpoint| {
             let report = Report {
@@ -187,21 +122,19 @@ pub fn build(
                 dialing: endpoint.is_dialer(),
                 sender: reports,
             };
-            let socket = match &link_delay {
-                None => Link::Direct(socket),
-                Some(delay) => Link::Delayed(Delayed::new(socket, delay.clone())),
-            };
+            #[cfg(feature = "bench")]
+            let socket = delay::wrap(socket, link_delay.as_ref());
             private_network(socket, psk, report)
         })
         .upgrade(Version::V1Lazy)
         .authenticate(noise::Config::new(keypair)?)
         .multiplex(yamux::Config::default())
-        .map(move |(peer, muxer), _| match &messages {
-            None => (peer, StreamMuxerBox::new(muxer)),
-            Some(messages) => (
-                peer,
-                StreamMuxerBox::new(Counted::new(muxer, messages.clone())),
-            ),
+        .map(move |(peer, muxer), _| {
+            #[cfg(feature = "bench")]
+            let muxer = delay::box_muxer(muxer, counting.as_ref());
+            #[cfg(not(feature = "bench"))]
+            let muxer = StreamMuxerBox::new(muxer);
+            (peer, muxer)
         });
     Ok((
         TransportTimeout::new(transport, CONNECTION_TIMEOUT).boxed(),
@@ -372,117 +305,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     }
 }
 
-/// A socket, delayed or not.
-pub enum Link<S> {
-    Direct(S),
-    Delayed(Delayed<S>),
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Link<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Link::Direct(inner) => Pin::new(inner).poll_read(cx, buf),
-            Link::Delayed(inner) => Pin::new(&mut inner.reader).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Link<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Link::Direct(inner) => Pin::new(inner).poll_write(cx, buf),
-            Link::Delayed(inner) => inner.poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Link::Direct(inner) => Pin::new(inner).poll_flush(cx),
-            // Written chunks are on the (slow) wire already.
-            Link::Delayed(_) => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Link::Direct(inner) => Pin::new(inner).poll_close(cx),
-            Link::Delayed(inner) => {
-                // The writer task delivers what is in flight, then closes the socket.
-                inner.chunks = None;
-                Poll::Ready(Ok(()))
-            }
-        }
-    }
-}
-
-/// A socket whose writes arrive [`LinkDelay::delay`] late: each chunk is stamped when
-/// written and a task writes it to the socket once its time has come, in order. Must be
-/// created inside a tokio runtime.
-pub struct Delayed<S> {
-    reader: ReadHalf<S>,
-    /// To the writer task; `None` once closed.
-    chunks: Option<PollSender<(tokio::time::Instant, Vec<u8>)>>,
-    link: LinkDelay,
-}
-
-impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Delayed<S> {
-    fn new(socket: S, link: LinkDelay) -> Self {
-        let (reader, writer) = socket.split();
-        let (chunks, queue) = mpsc::channel(DELAYED_CHUNKS);
-        tokio::spawn(deliver(queue, writer));
-        Delayed {
-            reader,
-            chunks: Some(PollSender::new(chunks)),
-            link,
-        }
-    }
-}
-
-impl<S> Delayed<S> {
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let Some(chunks) = &mut self.chunks else {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        };
-        if std::task::ready!(chunks.poll_reserve(cx)).is_err() {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        let due = tokio::time::Instant::now() + self.link.delay;
-        if chunks.send_item((due, buf.to_vec())).is_err() {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        self.link.counters.writes.fetch_add(1, Ordering::Relaxed);
-        self.link
-            .counters
-            .bytes
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
-        Poll::Ready(Ok(buf.len()))
-    }
-}
-
-/// Writes each chunk to the socket when it is due; closes the socket when the sending side
-/// is gone and everything is delivered. Stops at the first error: the reading side sees
-/// the connection fail.
-async fn deliver<S: AsyncWrite>(
-    mut queue: mpsc::Receiver<(tokio::time::Instant, Vec<u8>)>,
-    mut writer: WriteHalf<S>,
-) {
-    while let Some((due, chunk)) = queue.recv().await {
-        tokio::time::sleep_until(due).await;
-        if writer.write_all(&chunk).await.is_err() || writer.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.close().await;
-}
-
 #[cfg(test)]
 mod tests {
     use futures::{executor::block_on, io::Cursor};
@@ -546,28 +368,6 @@ mod tests {
             reports.try_recv().unwrap().error,
             PrivateNetworkError::HungUp
         );
-    }
-
-    #[tokio::test]
-    async fn a_delayed_link_delivers_in_order_after_the_delay() {
-        use futures::AsyncWriteExt as _;
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let link = LinkDelay::new(Duration::from_millis(100));
-        let mut sender = Link::Delayed(Delayed::new(tcp::tokio::TcpStream(client), link.clone()));
-        let mut receiver = tcp::tokio::TcpStream(server);
-        let start = tokio::time::Instant::now();
-        sender.write_all(b"first ").await.unwrap();
-        sender.write_all(b"second").await.unwrap();
-        let mut received = [0u8; 12];
-        receiver.read_exact(&mut received).await.unwrap();
-        assert_eq!(&received, b"first second");
-        assert!(start.elapsed() >= Duration::from_millis(100));
-        assert_eq!(link.counters.get(), (2, 12));
     }
 
     #[test]

@@ -202,8 +202,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     net_config.mdns = config.mdns;
     net_config.publish_interval = config.publish_interval;
     net_config.sync_interval = config.sync_interval;
-    net_config.link_delay = config.link_delay.clone();
-    net_config.gossip = config.gossip;
+    #[cfg(feature = "bench")]
+    {
+        net_config.link_delay = config.link_delay.clone();
+        net_config.gossip = config.gossip;
+    }
     let parts = Net::spawn(net_config, shutdown.child_token())?;
     let net_handle = parts.handle.clone();
 
