@@ -23,7 +23,9 @@
 //!   no QUIC (pnet needs a stream transport). A peer with another key fails the pnet
 //!   handshake; the node logs one line per address and emits
 //!   [`NetEvent::AdmissionRefused`]. An optional allow-list of peer ids narrows admission.
-//! - **Discovery.** mDNS (optional) and bootstrap addresses, redialled with backoff.
+//! - **Discovery.** mDNS (optional) and bootstrap addresses (IP addresses or host names),
+//!   redialled with backoff; a bootstrap address that cannot be dialled is a warning that
+//!   names it and the reason, once per address and reason until it connects.
 //!
 //! A node's [`NodeId`](crate::state::NodeId) is its peer id in base58 ([`node_id`]): that is
 //! what lets a receiver check a gossiped write against the message's signature.
@@ -114,7 +116,8 @@ pub struct NetConfig {
     /// Where to listen. Default: every IPv4 interface, a port the system picks.
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start and redial with backoff whenever they drop (`--peer`).
-    /// An address may end with `/p2p/<peer id>`.
+    /// An address may end with `/p2p/<peer id>`; a host name (`/dns4/…`) is looked up again
+    /// on every dial. One the transport cannot dial is left out with a warning.
     pub bootstrap: Vec<Multiaddr>,
     /// When set, only these peers are admitted (on top of the swarm key).
     pub allow_list: Option<HashSet<PeerId>>,

@@ -1,5 +1,10 @@
-//! The transport: TCP (and, for tests, in-memory channels), then the private network layer
-//! with the office's key, then Noise, then yamux.
+//! The transport: TCP (and, for tests, in-memory channels) behind a DNS resolver, then the
+//! private network layer with the office's key, then Noise, then yamux.
+//!
+//! The resolver turns `/dns4/pi-kitchen.lan/tcp/7879` (or `/dns6`, `/dns`, `/dnsaddr`) into
+//! IP addresses on every dial, so a redial follows a peer whose address changed. It reads
+//! the system's `/etc/resolv.conf` and `/etc/hosts` once, at start; `localhost` and `.invalid`
+//! names never leave the machine.
 //!
 //! pnet sits directly on the socket: both sides exchange nonces and from then on XSalsa20
 //! encrypts every byte with the pre-shared key. A peer with another key (or none) sees
@@ -27,12 +32,14 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite};
 use libp2p::{
     Multiaddr, PeerId, Transport,
     core::{
+        multiaddr::Protocol,
         muxing::StreamMuxerBox,
         transport::{
             Boxed, MemoryTransport, OptionalTransport, OrTransport, timeout::TransportTimeout,
         },
         upgrade::Version,
     },
+    dns,
     identity::Keypair,
     noise,
     pnet::{PnetConfig, PnetOutput, PreSharedKey},
@@ -40,13 +47,15 @@ use libp2p::{
 };
 use thiserror::Error;
 use tokio::sync::mpsc;
+use tracing::warn;
 
 use super::SwarmKey;
 #[cfg(feature = "bench")]
 use super::delay::{self, LinkDelay};
 
-/// How long a connection may take from the first TCP packet to a negotiated multiplexer.
-/// A LAN handshake takes milliseconds; a Pi on a slow Wi-Fi link a second or two.
+/// How long a connection may take from the dial (a host name's lookup included) to a
+/// negotiated multiplexer. A LAN handshake takes milliseconds; a Pi on a slow Wi-Fi link a
+/// second or two; a lookup whose DNS server does not answer gives up within this too.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long each step of the private-network handshake may take: the nonce exchange, then
@@ -97,7 +106,77 @@ pub enum BaseTransport {
 /// The transport a swarm takes: it yields authenticated, multiplexed connections.
 pub type NodeTransport = Boxed<(PeerId, StreamMuxerBox)>;
 
-/// Builds TCP (+ memory) -> pnet -> Noise -> yamux, with a timeout on the whole upgrade,
+/// The sockets under everything: TCP, and memory channels when asked.
+type Sockets = OrTransport<tcp::tokio::Transport, OptionalTransport<MemoryTransport>>;
+
+fn sockets(base: BaseTransport) -> Sockets {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::new().nodelay(true));
+    let memory = match base {
+        BaseTransport::Tcp => OptionalTransport::none(),
+        BaseTransport::TcpAndMemory => OptionalTransport::some(MemoryTransport::default()),
+    };
+    OrTransport::new(tcp, memory)
+}
+
+/// The sockets behind a resolver of host names, configured as the system is. Without a
+/// readable `/etc/resolv.conf` (a minimal container) names resolve from `/etc/hosts` only,
+/// rather than from some public DNS server the office never chose.
+fn resolving(base: BaseTransport) -> dns::tokio::Transport<Sockets> {
+    dns::tokio::Transport::system(sockets(base)).unwrap_or_else(|error| {
+        warn!(
+            %error,
+            "cannot read the system's DNS configuration (/etc/resolv.conf): host names in peer addresses resolve from /etc/hosts only"
+        );
+        dns::tokio::Transport::custom(
+            sockets(base),
+            dns::ResolverConfig::from_name_servers(Vec::new()),
+            dns::ResolverOpts::default(),
+        )
+    })
+}
+
+/// Why [`build`]'s transport cannot dial `address`, or `None` when it can: TCP to an IP
+/// address or a host name (`/ip4`, `/ip6`, `/dns`, `/dns4`, `/dns6`, then `/tcp/PORT`), or a
+/// `/dnsaddr` name, each optionally ending in `/p2p/PEER_ID`; `/memory/N` only with
+/// [`BaseTransport::TcpAndMemory`]. It follows what libp2p's TCP transport accepts, so a
+/// configured peer it could never reach is named at start instead of failing every redial.
+pub fn cannot_dial(address: &Multiaddr, base: BaseTransport) -> Option<&'static str> {
+    let mut protocols: Vec<Protocol> = address.iter().collect();
+    if let Some(Protocol::P2p(_)) = protocols.last() {
+        protocols.pop();
+    }
+    let unspecified = "0.0.0.0 and :: are listen addresses, not the address of a peer";
+    let port_zero = "port 0 is not a port a peer listens on";
+    match protocols.as_slice() {
+        [Protocol::Ip4(ip), Protocol::Tcp(_)] if ip.is_unspecified() => Some(unspecified),
+        [Protocol::Ip6(ip), Protocol::Tcp(_)] if ip.is_unspecified() => Some(unspecified),
+        [
+            Protocol::Ip4(_)
+            | Protocol::Ip6(_)
+            | Protocol::Dns(_)
+            | Protocol::Dns4(_)
+            | Protocol::Dns6(_),
+            Protocol::Tcp(port),
+        ] => (*port == 0).then_some(port_zero),
+        [Protocol::Dnsaddr(_)] => None,
+        [Protocol::Memory(_)] if base == BaseTransport::TcpAndMemory => None,
+        [Protocol::Memory(_)] => Some("memory addresses exist only inside one test process"),
+        _ if protocols.iter().any(|protocol| {
+            matches!(
+                protocol,
+                Protocol::Udp(_) | Protocol::Quic | Protocol::QuicV1
+            )
+        }) =>
+        {
+            Some("QUIC and UDP cannot carry the office's private-network key; officemesh dials TCP")
+        }
+        _ => Some(
+            "officemesh dials TCP only: /ip4, /ip6, /dns, /dns4 or /dns6, then /tcp/PORT, optionally /p2p/PEER_ID",
+        ),
+    }
+}
+
+/// Builds DNS -> TCP (+ memory) -> pnet -> Noise -> yamux, with a timeout on the whole dial,
 /// and the receiver of private-network handshake failures. With `link_delay` (benchmarks),
 /// every socket is delayed and every muxer counts its messages.
 pub fn build(
@@ -106,16 +185,11 @@ pub fn build(
     base: BaseTransport,
     #[cfg(feature = "bench")] link_delay: Option<LinkDelay>,
 ) -> Result<(NodeTransport, mpsc::Receiver<HandshakeFailure>), noise::Error> {
-    let tcp = tcp::tokio::Transport::new(tcp::Config::new().nodelay(true));
-    let memory = match base {
-        BaseTransport::Tcp => OptionalTransport::none(),
-        BaseTransport::TcpAndMemory => OptionalTransport::some(MemoryTransport::default()),
-    };
     let psk = key.psk();
     let (reports, failures) = mpsc::channel(HANDSHAKE_FAILURE_QUEUE);
     #[cfg(feature = "bench")]
     let counting = link_delay.clone();
-    let transport = OrTransport::new(tcp, memory)
+    let transport = resolving(base)
         .and_then(move |socket, endpoint| {
             let report = Report {
                 address: endpoint.get_remote_address().clone(),
@@ -310,6 +384,59 @@ mod tests {
     use futures::{executor::block_on, io::Cursor};
 
     use super::*;
+
+    #[test]
+    fn what_the_transport_cannot_dial_is_named_with_the_reason() {
+        let check = |address: &str, base: BaseTransport, expected: Option<&str>| {
+            let reason = cannot_dial(&address.parse().unwrap(), base);
+            match expected {
+                None => assert_eq!(reason, None, "{address}"),
+                Some(part) => assert!(
+                    reason.is_some_and(|reason| reason.contains(part)),
+                    "{address}: {reason:?}"
+                ),
+            }
+        };
+        let peer = "12D3KooWMxKXJNRnn7gHAANm4pr75ejnDeTGnF5EF6P8tj48JvHS";
+        for dialable in [
+            "/ip4/192.0.2.1/tcp/7879".to_owned(),
+            "/ip6/2001:db8::1/tcp/7879".to_owned(),
+            "/dns4/pi-kitchen.lan/tcp/7879".to_owned(),
+            "/dns6/pi-kitchen.lan/tcp/7879".to_owned(),
+            format!("/dns/pi-kitchen.lan/tcp/7879/p2p/{peer}"),
+            "/dnsaddr/office.example".to_owned(),
+        ] {
+            check(&dialable, BaseTransport::Tcp, None);
+        }
+        check("/memory/7", BaseTransport::TcpAndMemory, None);
+        check("/memory/7", BaseTransport::Tcp, Some("memory"));
+        check(
+            "/ip4/192.0.2.1/udp/7879/quic-v1",
+            BaseTransport::Tcp,
+            Some("QUIC"),
+        );
+        check(
+            "/ip4/192.0.2.1/tcp/7879/ws",
+            BaseTransport::Tcp,
+            Some("TCP only"),
+        );
+        check("/dns4/pi-kitchen.lan", BaseTransport::Tcp, Some("TCP only"));
+        check(
+            "/ip4/0.0.0.0/tcp/7879",
+            BaseTransport::Tcp,
+            Some("listen address"),
+        );
+        check(
+            "/ip6/::/tcp/7879",
+            BaseTransport::Tcp,
+            Some("listen address"),
+        );
+        check(
+            "/dns4/pi-kitchen.lan/tcp/0",
+            BaseTransport::Tcp,
+            Some("port 0"),
+        );
+    }
 
     /// A dialer's guard over `incoming` (what the listener sends), and its reports.
     fn dialer(incoming: &[u8]) -> (Guarded<Cursor<Vec<u8>>>, mpsc::Receiver<HandshakeFailure>) {
