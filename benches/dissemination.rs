@@ -1,11 +1,11 @@
 //! How fast readings reach every node, and what they cost on the wire, over real libp2p
 //! with 100 ms of latency on every link, under an office's workload.
 //!
-//! Run with `cargo bench --bench dissemination`. Each run starts N full nodes (store, office
-//! actor, net actor, HTTP API) in this process, on `/ip4/127.0.0.1/tcp/0`, mDNS off. Node i
-//! dials up to 3 earlier nodes drawn with a fixed seed, so the graph is connected but not
-//! complete. Every link carries [`LinkDelay`] of 100 ms one way: each chunk a node writes to
-//! a socket is written 100 ms later, in order.
+//! Run with `cargo bench --features bench --bench dissemination`. Each run starts N full nodes
+//! (store, office actor, net actor, HTTP API) in this process, on `/ip4/127.0.0.1/tcp/0`, mDNS off.
+//! Node i dials up to 3 earlier nodes drawn with a fixed seed, so the graph is connected but not
+//! complete. Every link carries [`LinkDelay`] of 100 ms one way: each chunk a node writes to a
+//! socket is written 100 ms later, in order.
 //!
 //! Workload: every node has SENSORS (10) sensors, all read on one tick every TICK (10 s),
 //! each node at its own phase (random, fixed seed); a tick posts the node's 10 readings one

@@ -42,7 +42,8 @@ sim = false
 # Addresses to listen on, as libp2p multiaddrs. TCP only: the private-network layer does not
 # work over QUIC.
 listen = ["/ip4/0.0.0.0/tcp/7879"]
-# Peers to dial at start and redial when they drop, as multiaddrs ending in /p2p/PEER_ID or not.
+# Peers to dial at start and redial when they drop, as multiaddrs ending in /p2p/PEER_ID or not;
+# a host name is /dns4/HOST/tcp/PORT (also /dns6, /dns), looked up again on every redial.
 peers = []
 # A swarm.key file (IPFS format) holding the office's pre-shared key. Empty: the key in the
 # data dir, generated at first start (a new office) or stored by --join.

@@ -79,7 +79,8 @@ struct UpArgs {
     /// A multiaddr to listen on (repeatable) [default: /ip4/0.0.0.0/tcp/7879].
     #[arg(long)]
     listen: Vec<String>,
-    /// A peer's multiaddr to dial (repeatable).
+    /// A peer's multiaddr to dial (repeatable): /ip4/ADDR/tcp/PORT, or a host name as
+    /// /dns4/HOST/tcp/PORT (also /dns6, /dns), resolved again on every redial.
     #[arg(long)]
     peer: Vec<String>,
     /// A swarm.key file with the office's pre-shared key.

@@ -9,7 +9,7 @@ use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered}
 use libp2p::{
     Multiaddr, PeerId, Swarm,
     allow_block_list::NotAllowed,
-    core::{ConnectedPoint, multiaddr::Protocol},
+    core::{ConnectedPoint, multiaddr::Protocol, transport::TransportError},
     gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, PublishError},
     identify, mdns, ping,
     request_response::{self, OutboundRequestId, ResponseChannel},
@@ -72,6 +72,11 @@ pub struct Net {
     outbound: HashMap<OutboundRequestId, PeerId>,
     replies: FuturesUnordered<BoxFuture<'static, Reply>>,
     bootstrap: Vec<Bootstrap>,
+    /// Dials of bootstrap peers under way, to the index of their entry in `bootstrap`: how a
+    /// failure is told apart from other dials and named by the address as configured. An
+    /// entry leaves when its dial succeeds or fails, so there are never more than a few per
+    /// bootstrap peer.
+    bootstrap_dials: HashMap<ConnectionId, usize>,
     warned: Warned,
     last_queue_full_warning: Option<Instant>,
 }
@@ -158,6 +163,7 @@ impl Net {
             &config.keypair,
             &config.swarm_key,
             config.transport,
+            #[cfg(feature = "bench")]
             config.link_delay.clone(),
         )?;
         let behaviour = Behaviour::new(BehaviourConfig {
@@ -165,7 +171,11 @@ impl Net {
             mdns: config.mdns,
             allow_list: config.allow_list.as_ref(),
             max_peers: config.max_peers,
+            #[cfg(feature = "bench")]
             gossip: config.gossip,
+            // Only benchmarks compare meshes; a node runs the office's.
+            #[cfg(not(feature = "bench"))]
+            gossip: super::GossipTuning::OFFICE,
         })?;
         // Connections stay open while the office runs: an idle timeout would close quiet
         // connections and empty the gossipsub mesh. Dead peers are found by ping instead.
@@ -188,6 +198,24 @@ impl Net {
         let (command_sender, commands) = mpsc::channel(COMMAND_QUEUE);
         let (events, event_receiver) = mpsc::channel(EVENT_QUEUE);
         let now = Instant::now();
+        let base = config.transport;
+        let bootstrap = config
+            .bootstrap
+            .into_iter()
+            .filter(|address| match transport::cannot_dial(address, base) {
+                None => true,
+                Some(reason) => {
+                    warn!(%address, reason, "cannot dial peer {address}: {reason}; it is left out");
+                    false
+                }
+            })
+            .map(|address| Bootstrap {
+                peer: peer_of(&address),
+                address,
+                backoff: Backoff::new(REDIAL_BACKOFF_MIN, REDIAL_BACKOFF_MAX),
+                next_attempt: now,
+            })
+            .collect();
         let mut net = Net {
             swarm,
             handshake_failures,
@@ -202,16 +230,8 @@ impl Net {
             last_pull: HashMap::new(),
             outbound: HashMap::new(),
             replies: FuturesUnordered::new(),
-            bootstrap: config
-                .bootstrap
-                .into_iter()
-                .map(|address| Bootstrap {
-                    peer: peer_of(&address),
-                    address,
-                    backoff: Backoff::new(REDIAL_BACKOFF_MIN, REDIAL_BACKOFF_MAX),
-                    next_attempt: now,
-                })
-                .collect(),
+            bootstrap,
+            bootstrap_dials: HashMap::new(),
             warned: Warned::default(),
             last_queue_full_warning: None,
         };
@@ -383,18 +403,7 @@ impl Net {
     /// collide with the peer's dial to us and fail for good. With a peer id, only if not
     /// connected or dialing already.
     fn dial_address(&mut self, address: Multiaddr) -> Result<(), NetError> {
-        let opts = match peer_of(&address) {
-            Some(peer) => DialOpts::peer_id(peer)
-                .addresses(vec![address.clone()])
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .allocate_new_port()
-                .build(),
-            None => DialOpts::unknown_peer_id()
-                .address(address.clone())
-                .allocate_new_port()
-                .build(),
-        };
-        match self.swarm.dial(opts) {
+        match self.swarm.dial(dial_opts(&address)) {
             Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => Ok(()),
             Err(error) => Err(NetError::Dial {
                 address,
@@ -418,7 +427,7 @@ impl Net {
     fn redial_bootstrap(&mut self) {
         let now = Instant::now();
         let mut due = Vec::new();
-        for bootstrap in &mut self.bootstrap {
+        for (index, bootstrap) in self.bootstrap.iter_mut().enumerate() {
             let connected = bootstrap
                 .peer
                 .is_some_and(|peer| self.swarm.is_connected(&peer));
@@ -426,18 +435,42 @@ impl Net {
                 continue;
             }
             bootstrap.next_attempt = now + bootstrap.backoff.next_delay();
-            due.push(match bootstrap.peer {
+            let address = match bootstrap.peer {
                 // Once known, dial by peer id, so a crossing dial from the peer wins.
                 Some(peer) => with_peer(&bootstrap.address, peer),
+                // A host name stays a name: the transport resolves it again on each dial.
                 None => bootstrap.address.clone(),
-            });
+            };
+            due.push((index, address));
         }
-        for address in due {
-            if let Err(error) = self.dial_address(address)
-                && self.warned.first(format!("bootstrap {error}"))
-            {
-                warn!(%error, "cannot dial a bootstrap peer; retrying with backoff");
+        for (index, address) in due {
+            let opts = dial_opts(&address);
+            let connection = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    self.bootstrap_dials.insert(connection, index);
+                }
+                Err(DialError::DialPeerConditionFalse(_)) => {}
+                Err(error) => self.bootstrap_dial_failed(index, &error),
             }
+        }
+    }
+
+    /// Says once per address and reason, at the default log level, why a configured peer
+    /// could not be dialled; a peer that was connected since gets a new warning.
+    fn bootstrap_dial_failed(&mut self, index: usize, error: &DialError) {
+        let address = &self.bootstrap[index].address;
+        if let DialError::LocalPeerId { .. } = error {
+            // One peers list shared by every node of an office names each node too.
+            if self.warned.first(format!("dial {address}: self")) {
+                info!(%address, "peer address {address} is this node's own; nothing to dial");
+            }
+            return;
+        }
+        let reason = describe_dial_error(error);
+        debug!(%address, %reason, ?error, "dial of a configured peer failed");
+        if self.warned.first(format!("dial {address}: {reason}")) {
+            warn!(%address, %reason, "cannot dial peer {address}: {reason}; retrying with backoff");
         }
     }
 
@@ -478,9 +511,11 @@ impl Net {
                 peer_id,
                 ..
             } => self.handle_incoming_error(send_back_addr, peer_id, error),
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                self.handle_outgoing_error(peer_id, error)
-            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => self.handle_outgoing_error(connection_id, peer_id, error),
             SwarmEvent::ListenerError { error, .. } => {
                 warn!(%error, "a listener failed");
             }
@@ -507,6 +542,14 @@ impl Net {
             .or_default()
             .connections
             .insert(connection, address.clone());
+        if let Some(index) = self.bootstrap_dials.remove(&connection) {
+            let bootstrap = &mut self.bootstrap[index];
+            bootstrap.peer = Some(peer);
+            bootstrap.backoff.reset();
+            // Reached: if it drops and cannot be dialled again, that is news worth a warning.
+            let prefix = format!("dial {}: ", bootstrap.address);
+            self.warned.forget(|key| key.starts_with(&prefix));
+        }
         if let ConnectedPoint::Dialer { .. } = endpoint {
             for bootstrap in &mut self.bootstrap {
                 let same_address = without_peer(&bootstrap.address) == without_peer(&address);
@@ -562,17 +605,23 @@ impl Net {
         }
     }
 
-    fn handle_outgoing_error(&mut self, peer: Option<PeerId>, error: DialError) {
-        match error {
-            DialError::Transport(errors) => {
+    fn handle_outgoing_error(
+        &mut self,
+        connection: ConnectionId,
+        peer: Option<PeerId>,
+        error: DialError,
+    ) {
+        match (error, self.bootstrap_dials.remove(&connection)) {
+            (DialError::Denied { cause }, _) if cause.downcast_ref::<NotAllowed>().is_some() => {
+                self.refuse(None, peer, Refusal::NotAllowed);
+            }
+            (error, Some(index)) => self.bootstrap_dial_failed(index, &error),
+            (DialError::Transport(errors), None) => {
                 for (address, error) in errors {
                     debug!(%address, ?error, "dial failed");
                 }
             }
-            DialError::Denied { cause } if cause.downcast_ref::<NotAllowed>().is_some() => {
-                self.refuse(None, peer, Refusal::NotAllowed);
-            }
-            error => debug!(?peer, %error, "dial failed"),
+            (error, None) => debug!(?peer, %error, "dial failed"),
         }
     }
 
@@ -1127,6 +1176,78 @@ fn ticker(period: Duration) -> Interval {
     ticker
 }
 
+/// How to dial `address`: with a fresh local port (see [`Net::dial_address`]), and with a
+/// peer id only if not connected or dialing already.
+fn dial_opts(address: &Multiaddr) -> DialOpts {
+    match peer_of(address) {
+        Some(peer) => DialOpts::peer_id(peer)
+            .addresses(vec![address.clone()])
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .allocate_new_port()
+            .build(),
+        None => DialOpts::unknown_peer_id()
+            .address(address.clone())
+            .allocate_new_port()
+            .build(),
+    }
+}
+
+/// Why a dial failed, in one line. A transport error may be a list (a host name resolved to
+/// several addresses, each tried), which libp2p prints over several lines.
+fn describe_dial_error(error: &DialError) -> String {
+    let one_line = |text: String| {
+        text.lines()
+            .map(|line| line.trim().trim_start_matches("- "))
+            .filter(|line| !line.is_empty() && *line != "Multiple dial errors occurred:")
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match error {
+        DialError::Transport(errors) => {
+            let reasons: Vec<String> = errors
+                .iter()
+                .map(|(address, error)| match error {
+                    TransportError::MultiaddrNotSupported(_) => {
+                        format!("no transport of this node dials {address}")
+                    }
+                    // `TransportError` prints nothing of its own for this one.
+                    TransportError::Other(error) => {
+                        if lookup_found_nothing(error) {
+                            "no address found for the host name (in DNS or /etc/hosts)".to_owned()
+                        } else {
+                            one_line(error.to_string())
+                        }
+                    }
+                })
+                .collect();
+            reasons.join("; ")
+        }
+        DialError::WrongPeerId { obtained, .. } => {
+            format!("the peer there is {obtained}, not the one in the address")
+        }
+        DialError::Denied { cause } => format!("this node refused the connection: {cause}"),
+        error => one_line(error.to_string()),
+    }
+}
+
+/// Whether a dial failed because a host name has no address: hickory prints that as a
+/// whole query structure, and it is what a mistyped or unknown host name gives.
+fn lookup_found_nothing(error: &std::io::Error) -> bool {
+    let mut cause = error
+        .get_ref()
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<libp2p::dns::ResolveError>()
+            .is_some_and(libp2p::dns::ResolveError::is_no_records_found)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// The peer id at the end of an address, if any.
 fn peer_of(address: &Multiaddr) -> Option<PeerId> {
     match address.iter().last() {
@@ -1165,5 +1286,10 @@ impl Warned {
             self.0.clear();
         }
         self.0.insert(key)
+    }
+
+    /// Forgets the warnings whose keys `matches` picks, so they may be logged again.
+    fn forget(&mut self, matches: impl Fn(&str) -> bool) {
+        self.0.retain(|key| !matches(key));
     }
 }

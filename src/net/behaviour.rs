@@ -83,6 +83,9 @@ const INVALID_MESSAGE_DECAY: f64 = 0.5;
 /// IDONTWANT (gossipsub 1.2) costs one control message per mesh peer for each message
 /// received, to save a duplicate of it; for an office's deltas of a few hundred bytes to a
 /// few KiB that is a loss, so it is kept for messages of at least [`IDONTWANT_MIN_BYTES`].
+///
+/// A node always runs [`GossipTuning::OFFICE`]; only a build with the `bench` feature lets a
+/// benchmark set another tuning (`NetConfig::gossip`) to compare meshes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GossipTuning {
     /// D: the mesh degree the heartbeat aims for.
@@ -104,7 +107,8 @@ impl GossipTuning {
         gossip_lazy: 3,
     };
 
-    /// libp2p-gossipsub 0.50's defaults, for comparison.
+    /// libp2p-gossipsub 0.50's defaults, for comparison in benchmarks.
+    #[cfg(feature = "bench")]
     pub const LIBP2P_DEFAULT: GossipTuning = GossipTuning {
         mesh_n: 6,
         mesh_n_low: 5,

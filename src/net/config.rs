@@ -66,8 +66,10 @@ pub struct NetworkConfig {
     pub sync_interval: Duration,
     /// An artificial latency on every network link, for benchmarks; not in the file, never
     /// set by the command line. `None`: no delay.
+    #[cfg(feature = "bench")]
     pub link_delay: Option<super::LinkDelay>,
     /// The gossipsub mesh, for benchmarks that compare settings; not in the file.
+    #[cfg(feature = "bench")]
     pub gossip: super::GossipTuning,
 }
 
@@ -113,7 +115,9 @@ impl RawNetwork {
                 self.publish_interval_ms,
             )?,
             sync_interval: validate::interval("network.sync_interval_ms", self.sync_interval_ms)?,
+            #[cfg(feature = "bench")]
             link_delay: None,
+            #[cfg(feature = "bench")]
             gossip: super::GossipTuning::OFFICE,
         })
     }

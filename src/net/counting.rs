@@ -1,5 +1,5 @@
-//! For benchmarks only: counting the libp2p protocol messages a node sends, by protocol and,
-//! for gossipsub, by kind.
+//! For benchmarks only (the `bench` feature): counting the libp2p protocol messages a node
+//! sends, by protocol and, for gossipsub, by kind.
 //!
 //! [`Counted`] wraps a connection's stream muxer (yamux) and every substream it opens or
 //! accepts. A *message* is one flush (or close) of a substream after bytes were written to
@@ -17,7 +17,8 @@
 //! how libp2p opens a substream, not a protocol message. The protocol is read from the names
 //! written in that exchange, and a gossipsub RPC's kind from its first protobuf field (each
 //! RPC carries one kind). Nothing here touches the bytes; a node builds this wrapper only
-//! when a benchmark asks for it ([`LinkDelay`](super::LinkDelay)), so a real node pays nothing.
+//! when a benchmark asks for it ([`LinkDelay`](super::LinkDelay)), and a build without the
+//! feature does not contain it.
 
 use std::{
     io,

@@ -29,6 +29,8 @@ pub enum JoinTokenError {
     Prefix,
     #[error("the key part of the join token must be 64 hex digits before '@'")]
     Key,
+    #[error("the key part of the join token holds {0:?}, which is not a hex digit (0-9, a-f)")]
+    KeyDigit(char),
     #[error("the join token has no address after '@'")]
     NoAddress,
     #[error("the join token has more than {MAX_TOKEN_ADDRESSES} addresses")]
@@ -46,6 +48,11 @@ impl FromStr for JoinToken {
             .strip_prefix(PREFIX)
             .ok_or(JoinTokenError::Prefix)?;
         let (hex, addresses) = rest.split_once('@').ok_or(JoinTokenError::Key)?;
+        // Characters first: a token pasted through a chat app may carry a look-alike
+        // character, and the byte offsets below are only character offsets for ASCII.
+        if let Some(bad) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
+            return Err(JoinTokenError::KeyDigit(bad));
+        }
         if hex.len() != 2 * SWARM_KEY_LEN {
             return Err(JoinTokenError::Key);
         }
@@ -130,12 +137,58 @@ mod tests {
         check("om1-abcd@/ip4/127.0.0.1/tcp/1", JoinTokenError::Key);
         check(
             &format!("om1-{}@/ip4/127.0.0.1/tcp/1", "zz".repeat(32)),
-            JoinTokenError::Key,
+            JoinTokenError::KeyDigit('z'),
         );
         check(&format!("om1-{key}@"), JoinTokenError::NoAddress);
         check(
             &format!("om1-{key}@nowhere"),
             JoinTokenError::Address("nowhere".into()),
         );
+    }
+
+    #[test]
+    fn a_non_ascii_character_is_named_not_a_panic() {
+        let digits = "0".repeat(64);
+        // Each key part is 64 bytes, the length a key must have, so a parser that checked
+        // only the length would go on to cut it in pairs of bytes: the first cuts 'é' in two.
+        for (hex, bad) in [
+            (format!("{}é0", &digits[..61]), 'é'),
+            (format!("{}é", &digits[..62]), 'é'),
+            (format!("0{}", "€".repeat(21)), '€'),
+        ] {
+            assert_eq!(hex.len(), 64);
+            let text = format!("om1-{hex}@/ip4/127.0.0.1/tcp/1");
+            let error = text.parse::<JoinToken>().unwrap_err();
+            assert_eq!(error, JoinTokenError::KeyDigit(bad), "{text}");
+            assert!(error.to_string().contains(bad), "{error}");
+        }
+        let text = format!("om1-{digits}@/ip4/127.0.0.1/tcp/1,/ïp4/büro");
+        assert_eq!(
+            text.parse::<JoinToken>().unwrap_err(),
+            JoinTokenError::Address("/ïp4/büro".into())
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_text_makes_the_parser_panic(text in "\\PC*") {
+            let _ = text.parse::<JoinToken>();
+        }
+
+        #[test]
+        fn no_token_shaped_text_makes_the_parser_panic(
+            hex in "[0-9a-fé€ü]{0,70}",
+            addresses in "(/[a-z0-9é]{0,6}){0,6}(,(/[a-z0-9é]{0,6}){0,6}){0,3}",
+        ) {
+            let text = format!("om1-{hex}@{addresses}");
+            match text.parse::<JoinToken>() {
+                Ok(token) => {
+                    proptest::prop_assert!(hex.is_ascii());
+                    proptest::prop_assert_eq!(token.to_string().parse::<JoinToken>().unwrap(), token);
+                }
+                Err(JoinTokenError::KeyDigit(c)) => proptest::prop_assert!(!c.is_ascii_hexdigit()),
+                Err(_) => {}
+            }
+        }
     }
 }

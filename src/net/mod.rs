@@ -23,7 +23,9 @@
 //!   no QUIC (pnet needs a stream transport). A peer with another key fails the pnet
 //!   handshake; the node logs one line per address and emits
 //!   [`NetEvent::AdmissionRefused`]. An optional allow-list of peer ids narrows admission.
-//! - **Discovery.** mDNS (optional) and bootstrap addresses, redialled with backoff.
+//! - **Discovery.** mDNS (optional) and bootstrap addresses (IP addresses or host names),
+//!   redialled with backoff; a bootstrap address that cannot be dialled is a warning that
+//!   names it and the reason, once per address and reason until it connects.
 //!
 //! A node's [`NodeId`](crate::state::NodeId) is its peer id in base58 ([`node_id`]): that is
 //! what lets a receiver check a gossiped write against the message's signature.
@@ -31,7 +33,10 @@
 mod actor;
 mod behaviour;
 pub mod config;
+#[cfg(feature = "bench")]
 mod counting;
+#[cfg(feature = "bench")]
+mod delay;
 pub mod join;
 pub mod paging;
 pub mod settings;
@@ -51,11 +56,15 @@ pub use self::{
         GOSSIP_PAGE_BYTES, GossipTuning, IDENTIFY_PROTOCOL, MAX_GOSSIP_TRANSMIT_BYTES, STATE_TOPIC,
         content_id,
     },
-    counting::{MessageCounts, MessageKind},
     join::{JoinToken, JoinTokenError},
     swarm_key::{SWARM_KEY_LEN, SwarmKey, SwarmKeyError},
     sync::{SYNC_PAGE_BYTES, SYNC_PROTOCOL},
-    transport::{BaseTransport, CONNECTION_TIMEOUT, LinkCounters, LinkDelay},
+    transport::{BaseTransport, CONNECTION_TIMEOUT},
+};
+#[cfg(feature = "bench")]
+pub use self::{
+    counting::{MessageCounts, MessageKind},
+    delay::{LinkCounters, LinkDelay},
 };
 use crate::state::{Delta, Digest, MergeReport, NodeId, RejectReason};
 
@@ -108,7 +117,8 @@ pub struct NetConfig {
     /// Where to listen. Default: every IPv4 interface, a port the system picks.
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start and redial with backoff whenever they drop (`--peer`).
-    /// An address may end with `/p2p/<peer id>`.
+    /// An address may end with `/p2p/<peer id>`; a host name (`/dns4/…`) is looked up again
+    /// on every dial. One the transport cannot dial is left out with a warning.
     pub bootstrap: Vec<Multiaddr>,
     /// When set, only these peers are admitted (on top of the swarm key).
     pub allow_list: Option<HashSet<PeerId>>,
@@ -125,8 +135,11 @@ pub struct NetConfig {
     /// TCP, or TCP and in-memory addresses for tests. Default: TCP.
     pub transport: BaseTransport,
     /// An artificial latency on every link, for benchmarks ([`LinkDelay`]). Default: none.
+    #[cfg(feature = "bench")]
     pub link_delay: Option<LinkDelay>,
-    /// The gossipsub mesh. Default: [`GossipTuning::OFFICE`].
+    /// The gossipsub mesh, for benchmarks that compare meshes. Default:
+    /// [`GossipTuning::OFFICE`], which is what a build without the `bench` feature always runs.
+    #[cfg(feature = "bench")]
     pub gossip: GossipTuning,
 }
 
@@ -143,7 +156,9 @@ impl NetConfig {
             sync_interval: DEFAULT_SYNC_INTERVAL,
             max_peers: MAX_PEERS,
             transport: BaseTransport::Tcp,
+            #[cfg(feature = "bench")]
             link_delay: None,
+            #[cfg(feature = "bench")]
             gossip: GossipTuning::OFFICE,
         }
     }
@@ -496,6 +511,10 @@ mod tests {
         assert!(config.bootstrap.is_empty() && config.allow_list.is_none());
         assert_eq!(config.max_peers, MAX_PEERS);
         assert_eq!(config.transport, BaseTransport::Tcp);
-        assert!(config.link_delay.is_none());
+        #[cfg(feature = "bench")]
+        {
+            assert!(config.link_delay.is_none());
+            assert_eq!(config.gossip, GossipTuning::OFFICE);
+        }
     }
 }

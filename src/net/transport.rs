@@ -1,5 +1,10 @@
-//! The transport: TCP (and, for tests, in-memory channels), then the private network layer
-//! with the office's key, then Noise, then yamux.
+//! The transport: TCP (and, for tests, in-memory channels) behind a DNS resolver, then the
+//! private network layer with the office's key, then Noise, then yamux.
+//!
+//! The resolver turns `/dns4/pi-kitchen.lan/tcp/7879` (or `/dns6`, `/dns`, `/dnsaddr`) into
+//! IP addresses on every dial, so a redial follows a peer whose address changed. It reads
+//! the system's `/etc/resolv.conf` and `/etc/hosts` once, at start; `localhost` and `.invalid`
+//! names never leave the machine.
 //!
 //! pnet sits directly on the socket: both sides exchange nonces and from then on XSalsa20
 //! encrypts every byte with the pre-shared key. A peer with another key (or none) sees
@@ -13,35 +18,28 @@
 //! can log one clear line. Nothing extra goes on the wire: the header is handed on to
 //! multistream-select untouched, so go-libp2p and js-libp2p peers with the same key connect.
 //!
-//! For benchmarks only, [`LinkDelay`] puts an artificial latency under everything: each
-//! chunk written to the socket reaches it (and so the other side) that much later, in order.
-//! It also counts what the links carry and, above yamux, the protocol messages sent
-//! ([`Counted`]). Nodes never set it; the default is no delay and no counting.
+//! Built with the `bench` feature, a benchmark may also put an artificial latency under
+//! pnet and count what the links carry (`super::delay`).
 
 use std::{
     io,
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
     task::{Context, Poll},
     time::Duration,
 };
 
-use futures::{
-    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
-    io::{ReadHalf, WriteHalf},
-};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite};
 use libp2p::{
     Multiaddr, PeerId, Transport,
     core::{
+        multiaddr::Protocol,
         muxing::StreamMuxerBox,
         transport::{
             Boxed, MemoryTransport, OptionalTransport, OrTransport, timeout::TransportTimeout,
         },
         upgrade::Version,
     },
+    dns,
     identity::Keypair,
     noise,
     pnet::{PnetConfig, PnetOutput, PreSharedKey},
@@ -49,15 +47,15 @@ use libp2p::{
 };
 use thiserror::Error;
 use tokio::sync::mpsc;
-use tokio_util::sync::PollSender;
+use tracing::warn;
 
-use super::{
-    SwarmKey,
-    counting::{Counted, MessageCounters, MessageCounts},
-};
+use super::SwarmKey;
+#[cfg(feature = "bench")]
+use super::delay::{self, LinkDelay};
 
-/// How long a connection may take from the first TCP packet to a negotiated multiplexer.
-/// A LAN handshake takes milliseconds; a Pi on a slow Wi-Fi link a second or two.
+/// How long a connection may take from the dial (a host name's lookup included) to a
+/// negotiated multiplexer. A LAN handshake takes milliseconds; a Pi on a slow Wi-Fi link a
+/// second or two; a lookup whose DNS server does not answer gives up within this too.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long each step of the private-network handshake may take: the nonce exchange, then
@@ -105,103 +103,112 @@ pub enum BaseTransport {
     TcpAndMemory,
 }
 
-/// An artificial one-way latency on every link, for benchmarks and tests: every chunk a node
-/// writes to a connection's socket (TCP or memory, below pnet) is held for `delay`, then
-/// written, in order. Reads are untouched, so each direction of a link is delayed once.
-/// Up to [`DELAYED_CHUNKS`] chunks may be in flight per link; past that a writer waits, as
-/// on a full socket. For loopback benchmarks, never for a running office.
-#[derive(Clone, Debug)]
-pub struct LinkDelay {
-    pub delay: Duration,
-    /// Counts what every delayed link of this setting carries; share one between the nodes
-    /// of a benchmark to count the whole network.
-    pub counters: Arc<LinkCounters>,
-}
-
-impl LinkDelay {
-    pub fn new(delay: Duration) -> Self {
-        LinkDelay {
-            delay,
-            counters: Arc::default(),
-        }
-    }
-}
-
-/// Chunks in flight on one delayed link before its writer waits.
-pub const DELAYED_CHUNKS: usize = 1024;
-
-/// What delayed links carried, summed over every link sharing these counters.
-#[derive(Debug, Default)]
-pub struct LinkCounters {
-    /// Writes handed to links: each is what the layer above (pnet, carrying Noise frames)
-    /// wrote in one go, usually one flush of one libp2p protocol message or batch of them.
-    writes: AtomicU64,
-    /// Bytes handed to links (encrypted: pnet, Noise and yamux framing included; TCP/IP
-    /// headers not).
-    bytes: AtomicU64,
-    /// Protocol messages sent over these links, by kind (see [`Counted`]).
-    messages: Arc<MessageCounters>,
-}
-
-impl LinkCounters {
-    /// (writes, bytes) so far.
-    pub fn get(&self) -> (u64, u64) {
-        (
-            self.writes.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Protocol messages sent so far, by kind.
-    pub fn messages(&self) -> MessageCounts {
-        self.messages.get()
-    }
-}
-
 /// The transport a swarm takes: it yields authenticated, multiplexed connections.
 pub type NodeTransport = Boxed<(PeerId, StreamMuxerBox)>;
 
-/// Builds TCP (+ memory) -> pnet -> Noise -> yamux, with a timeout on the whole upgrade,
-/// and the receiver of private-network handshake failures. With `link_delay`, every socket
-/// is wrapped in [`Delayed`] first and every muxer in [`Counted`].
-pub fn build(
-    keypair: &Keypair,
-    key: &SwarmKey,
-    base: BaseTransport,
-    link_delay: Option<LinkDelay>,
-) -> Result<(NodeTransport, mpsc::Receiver<HandshakeFailure>), noise::Error> {
+/// The sockets under everything: TCP, and memory channels when asked.
+type Sockets = OrTransport<tcp::tokio::Transport, OptionalTransport<MemoryTransport>>;
+
+fn sockets(base: BaseTransport) -> Sockets {
     let tcp = tcp::tokio::Transport::new(tcp::Config::new().nodelay(true));
     let memory = match base {
         BaseTransport::Tcp => OptionalTransport::none(),
         BaseTransport::TcpAndMemory => OptionalTransport::some(MemoryTransport::default()),
     };
+    OrTransport::new(tcp, memory)
+}
+
+/// The sockets behind a resolver of host names, configured as the system is. Without a
+/// readable `/etc/resolv.conf` (a minimal container) names resolve from `/etc/hosts` only,
+/// rather than from some public DNS server the office never chose.
+fn resolving(base: BaseTransport) -> dns::tokio::Transport<Sockets> {
+    dns::tokio::Transport::system(sockets(base)).unwrap_or_else(|error| {
+        warn!(
+            %error,
+            "cannot read the system's DNS configuration (/etc/resolv.conf): host names in peer addresses resolve from /etc/hosts only"
+        );
+        dns::tokio::Transport::custom(
+            sockets(base),
+            dns::ResolverConfig::from_name_servers(Vec::new()),
+            dns::ResolverOpts::default(),
+        )
+    })
+}
+
+/// Why [`build`]'s transport cannot dial `address`, or `None` when it can: TCP to an IP
+/// address or a host name (`/ip4`, `/ip6`, `/dns`, `/dns4`, `/dns6`, then `/tcp/PORT`), or a
+/// `/dnsaddr` name, each optionally ending in `/p2p/PEER_ID`; `/memory/N` only with
+/// [`BaseTransport::TcpAndMemory`]. It follows what libp2p's TCP transport accepts, so a
+/// configured peer it could never reach is named at start instead of failing every redial.
+pub fn cannot_dial(address: &Multiaddr, base: BaseTransport) -> Option<&'static str> {
+    let mut protocols: Vec<Protocol> = address.iter().collect();
+    if let Some(Protocol::P2p(_)) = protocols.last() {
+        protocols.pop();
+    }
+    let unspecified = "0.0.0.0 and :: are listen addresses, not the address of a peer";
+    let port_zero = "port 0 is not a port a peer listens on";
+    match protocols.as_slice() {
+        [Protocol::Ip4(ip), Protocol::Tcp(_)] if ip.is_unspecified() => Some(unspecified),
+        [Protocol::Ip6(ip), Protocol::Tcp(_)] if ip.is_unspecified() => Some(unspecified),
+        [
+            Protocol::Ip4(_)
+            | Protocol::Ip6(_)
+            | Protocol::Dns(_)
+            | Protocol::Dns4(_)
+            | Protocol::Dns6(_),
+            Protocol::Tcp(port),
+        ] => (*port == 0).then_some(port_zero),
+        [Protocol::Dnsaddr(_)] => None,
+        [Protocol::Memory(_)] if base == BaseTransport::TcpAndMemory => None,
+        [Protocol::Memory(_)] => Some("memory addresses exist only inside one test process"),
+        _ if protocols.iter().any(|protocol| {
+            matches!(
+                protocol,
+                Protocol::Udp(_) | Protocol::Quic | Protocol::QuicV1
+            )
+        }) =>
+        {
+            Some("QUIC and UDP cannot carry the office's private-network key; officemesh dials TCP")
+        }
+        _ => Some(
+            "officemesh dials TCP only: /ip4, /ip6, /dns, /dns4 or /dns6, then /tcp/PORT, optionally /p2p/PEER_ID",
+        ),
+    }
+}
+
+/// Builds DNS -> TCP (+ memory) -> pnet -> Noise -> yamux, with a timeout on the whole dial,
+/// and the receiver of private-network handshake failures. With `link_delay` (benchmarks),
+/// every socket is delayed and every muxer counts its messages.
+pub fn build(
+    keypair: &Keypair,
+    key: &SwarmKey,
+    base: BaseTransport,
+    #[cfg(feature = "bench")] link_delay: Option<LinkDelay>,
+) -> Result<(NodeTransport, mpsc::Receiver<HandshakeFailure>), noise::Error> {
     let psk = key.psk();
     let (reports, failures) = mpsc::channel(HANDSHAKE_FAILURE_QUEUE);
-    let messages = link_delay
-        .as_ref()
-        .map(|link| link.counters.messages.clone());
-    let transport = OrTransport::new(tcp, memory)
+    #[cfg(feature = "bench")]
+    let counting = link_delay.clone();
+    let transport = resolving(base)
         .and_then(move |socket, endpoint| {
             let report = Report {
                 address: endpoint.get_remote_address().clone(),
                 dialing: endpoint.is_dialer(),
                 sender: reports,
             };
-            let socket = match &link_delay {
-                None => Link::Direct(socket),
-                Some(delay) => Link::Delayed(Delayed::new(socket, delay.clone())),
-            };
+            #[cfg(feature = "bench")]
+            let socket = delay::wrap(socket, link_delay.as_ref());
             private_network(socket, psk, report)
         })
         .upgrade(Version::V1Lazy)
         .authenticate(noise::Config::new(keypair)?)
         .multiplex(yamux::Config::default())
-        .map(move |(peer, muxer), _| match &messages {
-            None => (peer, StreamMuxerBox::new(muxer)),
-            Some(messages) => (
-                peer,
-                StreamMuxerBox::new(Counted::new(muxer, messages.clone())),
-            ),
+        .map(move |(peer, muxer), _| {
+            #[cfg(feature = "bench")]
+            let muxer = delay::box_muxer(muxer, counting.as_ref());
+            #[cfg(not(feature = "bench"))]
+            let muxer = StreamMuxerBox::new(muxer);
+            (peer, muxer)
         });
     Ok((
         TransportTimeout::new(transport, CONNECTION_TIMEOUT).boxed(),
@@ -372,122 +379,64 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     }
 }
 
-/// A socket, delayed or not.
-pub enum Link<S> {
-    Direct(S),
-    Delayed(Delayed<S>),
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Link<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Link::Direct(inner) => Pin::new(inner).poll_read(cx, buf),
-            Link::Delayed(inner) => Pin::new(&mut inner.reader).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Link<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Link::Direct(inner) => Pin::new(inner).poll_write(cx, buf),
-            Link::Delayed(inner) => inner.poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Link::Direct(inner) => Pin::new(inner).poll_flush(cx),
-            // Written chunks are on the (slow) wire already.
-            Link::Delayed(_) => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Link::Direct(inner) => Pin::new(inner).poll_close(cx),
-            Link::Delayed(inner) => {
-                // The writer task delivers what is in flight, then closes the socket.
-                inner.chunks = None;
-                Poll::Ready(Ok(()))
-            }
-        }
-    }
-}
-
-/// A socket whose writes arrive [`LinkDelay::delay`] late: each chunk is stamped when
-/// written and a task writes it to the socket once its time has come, in order. Must be
-/// created inside a tokio runtime.
-pub struct Delayed<S> {
-    reader: ReadHalf<S>,
-    /// To the writer task; `None` once closed.
-    chunks: Option<PollSender<(tokio::time::Instant, Vec<u8>)>>,
-    link: LinkDelay,
-}
-
-impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Delayed<S> {
-    fn new(socket: S, link: LinkDelay) -> Self {
-        let (reader, writer) = socket.split();
-        let (chunks, queue) = mpsc::channel(DELAYED_CHUNKS);
-        tokio::spawn(deliver(queue, writer));
-        Delayed {
-            reader,
-            chunks: Some(PollSender::new(chunks)),
-            link,
-        }
-    }
-}
-
-impl<S> Delayed<S> {
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let Some(chunks) = &mut self.chunks else {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        };
-        if std::task::ready!(chunks.poll_reserve(cx)).is_err() {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        let due = tokio::time::Instant::now() + self.link.delay;
-        if chunks.send_item((due, buf.to_vec())).is_err() {
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        self.link.counters.writes.fetch_add(1, Ordering::Relaxed);
-        self.link
-            .counters
-            .bytes
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
-        Poll::Ready(Ok(buf.len()))
-    }
-}
-
-/// Writes each chunk to the socket when it is due; closes the socket when the sending side
-/// is gone and everything is delivered. Stops at the first error: the reading side sees
-/// the connection fail.
-async fn deliver<S: AsyncWrite>(
-    mut queue: mpsc::Receiver<(tokio::time::Instant, Vec<u8>)>,
-    mut writer: WriteHalf<S>,
-) {
-    while let Some((due, chunk)) = queue.recv().await {
-        tokio::time::sleep_until(due).await;
-        if writer.write_all(&chunk).await.is_err() || writer.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.close().await;
-}
-
 #[cfg(test)]
 mod tests {
     use futures::{executor::block_on, io::Cursor};
 
     use super::*;
+
+    #[test]
+    fn what_the_transport_cannot_dial_is_named_with_the_reason() {
+        let check = |address: &str, base: BaseTransport, expected: Option<&str>| {
+            let reason = cannot_dial(&address.parse().unwrap(), base);
+            match expected {
+                None => assert_eq!(reason, None, "{address}"),
+                Some(part) => assert!(
+                    reason.is_some_and(|reason| reason.contains(part)),
+                    "{address}: {reason:?}"
+                ),
+            }
+        };
+        let peer = "12D3KooWMxKXJNRnn7gHAANm4pr75ejnDeTGnF5EF6P8tj48JvHS";
+        for dialable in [
+            "/ip4/192.0.2.1/tcp/7879".to_owned(),
+            "/ip6/2001:db8::1/tcp/7879".to_owned(),
+            "/dns4/pi-kitchen.lan/tcp/7879".to_owned(),
+            "/dns6/pi-kitchen.lan/tcp/7879".to_owned(),
+            format!("/dns/pi-kitchen.lan/tcp/7879/p2p/{peer}"),
+            "/dnsaddr/office.example".to_owned(),
+        ] {
+            check(&dialable, BaseTransport::Tcp, None);
+        }
+        check("/memory/7", BaseTransport::TcpAndMemory, None);
+        check("/memory/7", BaseTransport::Tcp, Some("memory"));
+        check(
+            "/ip4/192.0.2.1/udp/7879/quic-v1",
+            BaseTransport::Tcp,
+            Some("QUIC"),
+        );
+        check(
+            "/ip4/192.0.2.1/tcp/7879/ws",
+            BaseTransport::Tcp,
+            Some("TCP only"),
+        );
+        check("/dns4/pi-kitchen.lan", BaseTransport::Tcp, Some("TCP only"));
+        check(
+            "/ip4/0.0.0.0/tcp/7879",
+            BaseTransport::Tcp,
+            Some("listen address"),
+        );
+        check(
+            "/ip6/::/tcp/7879",
+            BaseTransport::Tcp,
+            Some("listen address"),
+        );
+        check(
+            "/dns4/pi-kitchen.lan/tcp/0",
+            BaseTransport::Tcp,
+            Some("port 0"),
+        );
+    }
 
     /// A dialer's guard over `incoming` (what the listener sends), and its reports.
     fn dialer(incoming: &[u8]) -> (Guarded<Cursor<Vec<u8>>>, mpsc::Receiver<HandshakeFailure>) {
@@ -546,28 +495,6 @@ mod tests {
             reports.try_recv().unwrap().error,
             PrivateNetworkError::HungUp
         );
-    }
-
-    #[tokio::test]
-    async fn a_delayed_link_delivers_in_order_after_the_delay() {
-        use futures::AsyncWriteExt as _;
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let link = LinkDelay::new(Duration::from_millis(100));
-        let mut sender = Link::Delayed(Delayed::new(tcp::tokio::TcpStream(client), link.clone()));
-        let mut receiver = tcp::tokio::TcpStream(server);
-        let start = tokio::time::Instant::now();
-        sender.write_all(b"first ").await.unwrap();
-        sender.write_all(b"second").await.unwrap();
-        let mut received = [0u8; 12];
-        receiver.read_exact(&mut received).await.unwrap();
-        assert_eq!(&received, b"first second");
-        assert!(start.elapsed() >= Duration::from_millis(100));
-        assert_eq!(link.counters.get(), (2, 12));
     }
 
     #[test]

@@ -186,8 +186,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     net_config.mdns = config.network.mdns;
     net_config.publish_interval = config.network.publish_interval;
     net_config.sync_interval = config.network.sync_interval;
-    net_config.link_delay = config.network.link_delay.clone();
-    net_config.gossip = config.network.gossip;
+    #[cfg(feature = "bench")]
+    {
+        net_config.link_delay = config.network.link_delay.clone();
+        net_config.gossip = config.network.gossip;
+    }
     let parts = Net::spawn(net_config, shutdown.child_token())?;
     let net_handle = parts.handle.clone();
 

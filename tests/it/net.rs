@@ -552,3 +552,139 @@ async fn the_same_stack_runs_over_memory_addresses() {
         node.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_given_by_host_name_is_dialled_and_redialled() {
+    let key = SwarmKey::generate().unwrap();
+    let a = TestNode::start(&key).await;
+    let Some(Protocol::Tcp(port)) = a.address().await.iter().nth(1) else {
+        panic!("a listens on /ip4/127.0.0.1/tcp/PORT");
+    };
+    // `localhost` resolves on this machine without a DNS server: the resolver answers it
+    // itself (RFC 6761), so the test sends nothing beyond loopback.
+    let by_name =
+        |name: &str| -> Multiaddr { format!("/{name}/localhost/tcp/{port}").parse().unwrap() };
+    let b = TestNode::start_fresh(&key, |config| config.bootstrap = vec![by_name("dns4")]).await;
+    let c = TestNode::start_fresh(&key, |config| config.bootstrap = vec![by_name("dns")]).await;
+    b.wait_for_peers(&[&a]).await;
+    c.wait_for_peers(&[&a]).await;
+    // The redial goes through the name again.
+    assert!(a.handle.disconnect(b.peer_id()).await.unwrap());
+    b.wait_for_peers(&[]).await;
+    b.wait_for_peers(&[&a]).await;
+    for node in [a, b, c] {
+        node.stop().await;
+    }
+}
+
+/// What a node logs at warning level and above, as the default log level shows it.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Warnings {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Warnings {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+// One thread, so the capturing subscriber (set for this thread only) sees the net actor's
+// task too.
+#[tokio::test(flavor = "current_thread")]
+async fn a_configured_peer_that_cannot_be_dialled_is_a_warning_naming_it() {
+    let warnings = Warnings::default();
+    let writer = warnings.clone();
+    // Warnings as a node shows them, and this crate's debug lines to see the redials.
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,officemesh=debug"))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _scope = tracing::subscriber::set_default(subscriber);
+    // A socket bound to a loopback port but not listening: a dial to it is refused at once,
+    // and the port stays ours for the whole test.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    let refused = format!("/ip4/127.0.0.1/tcp/{closed_port}");
+    // `.invalid` names never resolve (RFC 6761), and the resolver knows without asking a
+    // server; the final dot keeps it from trying the system's search domains.
+    let unknown = "/dns4/nowhere.invalid./tcp/7879";
+    let quic = "/ip4/127.0.0.1/udp/7879/quic-v1";
+    let key = SwarmKey::generate().unwrap();
+    let node = TestNode::start_fresh(&key, |config| {
+        config.bootstrap = [refused.as_str(), unknown, quic]
+            .iter()
+            .map(|address| address.parse().unwrap())
+            .collect();
+    })
+    .await;
+    let expected = [
+        (refused.clone(), "refused"),
+        (unknown.to_owned(), "no address found for the host name"),
+        (quic.to_owned(), "QUIC"),
+    ];
+    let found = warnings.clone();
+    let warned = within(DEADLINE, || {
+        let lines = found.lines();
+        let expected = expected.clone();
+        async move {
+            expected
+                .iter()
+                .all(|(address, reason)| {
+                    lines.iter().any(|line| {
+                        line.contains(" WARN ")
+                            && line.contains(&format!("cannot dial peer {address}: "))
+                            && line.contains(reason)
+                    })
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(
+        warned.is_ok(),
+        "no warning naming each of {expected:?} with its reason in: {:#?}",
+        warnings.lines()
+    );
+    // Each is said once, however often the redial tries: wait for the second failed dial
+    // of both redialled addresses.
+    let count =
+        |lines: &[String], needle: &str| lines.iter().filter(|line| line.contains(needle)).count();
+    eventually("a second dial of each redialled address", || {
+        let lines = found.lines();
+        let (refused, unknown) = (refused.clone(), unknown.to_owned());
+        async move {
+            [refused, unknown]
+                .iter()
+                .all(|address| {
+                    count(
+                        &lines,
+                        &format!("dial of a configured peer failed address={address} "),
+                    ) >= 2
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    let lines = warnings.lines();
+    for (address, _) in &expected {
+        let warned = count(&lines, &format!("cannot dial peer {address}: "));
+        assert_eq!(warned, 1, "{address}: {lines:#?}");
+    }
+    node.stop().await;
+    drop(closed);
+}
