@@ -350,6 +350,16 @@ impl Net {
         };
         for page in paging::pages(&batch, GOSSIP_PAGE_BYTES) {
             let bytes = wire::encode_delta(&page);
+            if bytes.len() > GOSSIP_PAGE_BYTES {
+                // Only a causal context too large to split gets here. Receivers would drop the
+                // RPC it makes without a word (their limit counts gossipsub's envelope too), so
+                // say so here; the next sync with each peer carries it.
+                debug!(
+                    bytes = bytes.len(),
+                    "a delta page too large to gossip; sync will deliver it"
+                );
+                continue;
+            }
             match self
                 .swarm
                 .behaviour_mut()

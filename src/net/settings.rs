@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use libp2p::{Multiaddr, PeerId, identity::Keypair};
+use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 use thiserror::Error;
 
 use super::{JoinToken, NetConfig, NetError, NetHandle, SwarmKey, join::MAX_TOKEN_ADDRESSES};
@@ -92,8 +92,45 @@ impl NetHandle {
     /// A join token for this office: its key and this node's addresses; `None` while the
     /// node listens nowhere.
     pub async fn invite(&self, key: SwarmKey) -> Option<String> {
-        let mut addresses = self.dialable_addresses().await.ok()?;
-        addresses.truncate(MAX_TOKEN_ADDRESSES);
+        let addresses = invite_addresses(self.dialable_addresses().await.ok()?);
         (!addresses.is_empty()).then(|| JoinToken { key, addresses }.to_string())
+    }
+}
+
+/// The addresses a join token names, at most [`MAX_TOKEN_ADDRESSES`]. Loopback reaches this
+/// node from this machine only, and a node on another machine would dial itself there: it is
+/// named only when the node listens nowhere else.
+fn invite_addresses(mut addresses: Vec<Multiaddr>) -> Vec<Multiaddr> {
+    let loopback = |address: &Multiaddr| match address.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
+        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
+        _ => false,
+    };
+    if addresses.iter().any(|address| !loopback(address)) {
+        addresses.retain(|address| !loopback(address));
+    }
+    addresses.truncate(MAX_TOKEN_ADDRESSES);
+    addresses
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addresses(texts: &[&str]) -> Vec<Multiaddr> {
+        texts.iter().map(|text| text.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn an_invite_names_loopback_only_when_the_node_listens_nowhere_else() {
+        let lan = "/ip4/192.0.2.11/tcp/7879";
+        let everywhere = addresses(&["/ip4/127.0.0.1/tcp/7879", lan, "/ip6/::1/tcp/7879"]);
+        assert_eq!(invite_addresses(everywhere), addresses(&[lan]));
+        let here = addresses(&["/ip4/127.0.0.1/tcp/7879", "/ip6/::1/tcp/7879"]);
+        assert_eq!(invite_addresses(here.clone()), here);
+        let many: Vec<Multiaddr> = (1..=20)
+            .map(|host| format!("/ip4/192.0.2.{host}/tcp/7879").parse().unwrap())
+            .collect();
+        assert_eq!(invite_addresses(many).len(), MAX_TOKEN_ADDRESSES);
     }
 }
