@@ -123,7 +123,7 @@ impl Bot {
             text,
         );
         for write in answer.writes {
-            self.office.write(write).await?;
+            self.office.write_durable(write).await?;
         }
         Ok(answer.text)
     }

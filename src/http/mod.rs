@@ -132,9 +132,9 @@ impl From<OfficeError> for ApiError {
             OfficeError::Write(WriteError::Invalid(_)) => StatusCode::BAD_REQUEST,
             OfficeError::Write(WriteError::UnknownAlert(_)) => StatusCode::NOT_FOUND,
             OfficeError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
-            OfficeError::Write(WriteError::LeaseExhausted { .. }) | OfficeError::Save(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            OfficeError::Write(WriteError::LeaseExhausted { .. })
+            | OfficeError::Save(_)
+            | OfficeError::NotSaved(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError {
             status,
@@ -303,7 +303,7 @@ async fn post_reading(
         )?,
         unit: request.unit,
     };
-    api.office.write(write).await?;
+    api.office.write_durable(write).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -343,7 +343,7 @@ async fn put_target(
             Person::new(request.set_by.as_deref().unwrap_or("api")),
         )?,
     };
-    api.office.write(write).await?;
+    api.office.write_durable(write).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

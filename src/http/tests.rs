@@ -97,6 +97,15 @@ async fn call(
     (status, json)
 }
 
+/// The room called `name` in a `GET /api/state` answer (the node's own room is there too,
+/// once its heartbeat is written).
+fn room<'a>(state: &'a Value, name: &str) -> &'a Value {
+    state["rooms"]
+        .as_array()
+        .and_then(|rooms| rooms.iter().find(|room| room["name"] == name))
+        .unwrap_or_else(|| panic!("no room {name:?} in {state}"))
+}
+
 #[tokio::test]
 async fn a_pushed_reading_shows_in_the_state_with_its_age() {
     let fixture = fixture().await;
@@ -112,8 +121,7 @@ async fn a_pushed_reading_shows_in_the_state_with_its_age() {
     assert_eq!(status, StatusCode::CREATED);
     let (status, state) = call(&fixture.app, Method::GET, "/api/state", None, "").await;
     assert_eq!(status, StatusCode::OK);
-    let room = &state["rooms"][0];
-    assert_eq!(room["name"], "meeting room");
+    let room = room(&state, "meeting room");
     let reading = &room["readings"][0];
     assert_eq!(reading["sensor"], "desk-1");
     assert_eq!(reading["quantity"], "temperature");
@@ -138,7 +146,7 @@ async fn a_target_is_set_and_shown() {
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (_, state) = call(&fixture.app, Method::GET, "/api/state", None, "").await;
-    let target = &state["rooms"][0]["targets"][0];
+    let target = &room(&state, "meeting room")["targets"][0];
     assert_eq!(target["quantity"], "temperature");
     assert_eq!(target["value"], 21.0);
     assert_eq!(target["set_by"], "mendes");

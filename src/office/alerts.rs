@@ -114,7 +114,7 @@ async fn apply(office: &OfficeHandle, sinks: &[mpsc::Sender<String>], action: Ac
             };
             // Announce only what the state holds: an alert that was not written would be
             // raised and announced again at the next step.
-            match office.write(write).await {
+            match office.write_durable(write).await {
                 Ok(()) => {
                     info!(alert = %name, "alert raised: {message}");
                     announce(sinks, message.as_str());
@@ -127,7 +127,10 @@ async fn apply(office: &OfficeHandle, sinks: &[mpsc::Sender<String>], action: Ac
             announce(sinks, message.as_str());
         }
         Action::Clear { name } => {
-            match office.write(Write::ClearAlert { name: name.clone() }).await {
+            match office
+                .write_durable(Write::ClearAlert { name: name.clone() })
+                .await
+            {
                 Ok(()) => info!(alert = %name, "alert cleared"),
                 Err(error) => warn!(%error, alert = %name, "cannot clear the alert"),
             }

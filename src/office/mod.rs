@@ -44,8 +44,9 @@ pub const COMMAND_CAPACITY: usize = 256;
 /// Deltas waiting for the network actor to publish them.
 pub const OUTBOX_CAPACITY: usize = 256;
 
-/// How often a changed replica is saved. Its own readings written since the last save are
-/// what a kill -9 can lose; everything else comes back from peers.
+/// How often a changed replica is saved. What its own sensors and scans wrote since the last
+/// save is what a kill -9 can lose (they read again); writes someone was told are done were
+/// saved before the answer ([`OfficeHandle::write_durable`]), and peers give back the rest.
 pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often the node rewrites its own entry (its heartbeat).
@@ -89,12 +90,20 @@ pub enum OfficeError {
     Stopped,
     #[error("cannot save the office state: {0}")]
     Save(#[from] StoreError),
+    /// A write made in memory whose save failed: it was not acknowledged as durable, and
+    /// peers may still receive it.
+    #[error("the write was made but could not be saved: {0}")]
+    NotSaved(String),
 }
+
+type WriteReply = oneshot::Sender<Result<(), OfficeError>>;
 
 enum Command {
     Write {
         write: Write,
-        reply: oneshot::Sender<Result<(), OfficeError>>,
+        /// Answer only once the write is synced to this node's disk.
+        durable: bool,
+        reply: WriteReply,
     },
     Merge {
         delta: Delta,
@@ -135,9 +144,27 @@ impl OfficeHandle {
         self.view.clone()
     }
 
+    /// Makes a write the node will observe again if it is lost (a sensor's poll, a scan):
+    /// answers once it is in memory; the next periodic save keeps it.
     pub async fn write(&self, write: Write) -> Result<(), OfficeError> {
+        self.write_as(write, false).await
+    }
+
+    /// Makes a write someone is told is done (the API, the chat, a raised alert): answers
+    /// once it is synced to this node's disk, so a kill -9 the next moment keeps it. Writes
+    /// waiting together share one save (group commit).
+    pub async fn write_durable(&self, write: Write) -> Result<(), OfficeError> {
+        self.write_as(write, true).await
+    }
+
+    async fn write_as(&self, write: Write, durable: bool) -> Result<(), OfficeError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Write { write, reply }).await?;
+        self.send(Command::Write {
+            write,
+            durable,
+            reply,
+        })
+        .await?;
         answer.await.map_err(|_| OfficeError::Stopped)?
     }
 
@@ -207,6 +234,8 @@ pub struct Office {
     in_flight: FuturesUnordered<BoxFuture<'static, StoreDone>>,
     /// Whether one of `in_flight` is a save: saves go one at a time.
     saving: bool,
+    /// Durable writes waiting for a save of their change number (or a later one).
+    waiting: Vec<(u64, WriteReply)>,
 }
 
 impl Office {
@@ -241,6 +270,7 @@ impl Office {
             history: Vec::new(),
             in_flight: FuturesUnordered::new(),
             saving: false,
+            waiting: Vec::new(),
         };
         let handle = OfficeHandle {
             commands: commands_tx,
@@ -290,10 +320,21 @@ impl Office {
 
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::Write { write, reply } => {
-                let result = self.write(write).await;
-                let _ = reply.send(result);
-            }
+            Command::Write {
+                write,
+                durable,
+                reply,
+            } => match self.write(write).await {
+                Ok(()) if durable => {
+                    // Saved now, or with the next save if one is on its way: writes that
+                    // arrive meanwhile share that one.
+                    self.waiting.push((self.generation, reply));
+                    self.start_save();
+                }
+                result => {
+                    let _ = reply.send(result);
+                }
+            },
             Command::Merge { delta, from, reply } => {
                 let report = self.replica.merge(delta, &from, physical_ms());
                 if report.changed() {
@@ -478,8 +519,9 @@ impl Office {
                 outcome,
             } => {
                 self.saving = false;
-                match outcome.snapshot {
-                    Ok(()) => {
+                let snapshot = ceiling.map(|_| outcome.snapshot.map_err(|error| error.to_string()));
+                match &snapshot {
+                    Some(Ok(())) => {
                         if let Some(ceiling) = ceiling {
                             self.saved_ceiling = self.saved_ceiling.max(ceiling);
                         }
@@ -488,7 +530,11 @@ impl Office {
                         }
                     }
                     // Keep running: peers hold the data, and the next tick tries again.
-                    Err(error) => error!(%error, "cannot save the office state; retrying"),
+                    Some(Err(error)) => error!(%error, "cannot save the office state; retrying"),
+                    None => {}
+                }
+                if let Some(result) = snapshot {
+                    self.answer_waiting(generation, &result);
                 }
                 if let Err((error, mut rows)) = outcome.history {
                     warn!(%error, rows = rows.len(), "cannot append to the reading history; retrying");
@@ -503,6 +549,21 @@ impl Office {
                 warn!(%error, "cannot prune the reading history; retrying in an hour");
             }
             StoreDone::Pruned(Ok(pruned)) => debug!(?pruned, "reading history pruned"),
+        }
+        // Durable writes made while that save ran go with the next one, now.
+        if !self.waiting.is_empty() {
+            self.start_save();
+        }
+    }
+
+    /// Answers the durable writes a save of change number `generation` covered.
+    fn answer_waiting(&mut self, generation: u64, result: &Result<(), String>) {
+        let (covered, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(change, _)| *change <= generation);
+        self.waiting = later;
+        for (_, reply) in covered {
+            let _ = reply.send(result.clone().map_err(OfficeError::NotSaved));
         }
     }
 
