@@ -19,6 +19,7 @@ use crate::{
     presence::config::{PresenceConfig, RawPresence},
     sensors::{SensorsConfig, config::RawSensors},
     state::{NodeName, Room},
+    store::config::{RawStore, StoreConfig},
     validate::InvalidKey,
 };
 
@@ -101,6 +102,13 @@ webhook_url = ""
 # the person withdraws it).
 retention_days = 7
 
+[store]
+# Seconds between two saves of what the node would observe again anyway: its sensors' polled
+# readings, network scans, its heartbeat, what peers sent (they send it again). What the API or
+# the chat acknowledged, alerts and sequence-number leases are saved at once, whatever this
+# says. Longer spares the SD card; a kill -9 loses at most this much of the node's own history.
+save_interval_s = 300
+
 [alerts]
 # The rules this node checks against its own sensors' readings (docs/alerts.md). Without any
 # [[alerts.rule]] the one below applies; `rule = []` here turns alerts off. In a rule of your
@@ -182,6 +190,7 @@ struct RawConfig {
     http: RawHttp,
     bot: RawBot,
     state: RawState,
+    store: RawStore,
     sensors: RawSensors,
     presence: RawPresence,
     alerts: RawAlerts,
@@ -252,6 +261,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub bot: BotConfig,
     pub state: StateConfig,
+    pub store: StoreConfig,
     /// `[sensors]`: the sysfs root and the configured sources.
     pub sensors: SensorsConfig,
     pub presence: PresenceConfig,
@@ -310,6 +320,7 @@ impl Config {
             http: raw.http.validate()?,
             bot: raw.bot.validate()?,
             state: raw.state.validate()?,
+            store: raw.store.validate()?,
             sensors: raw.sensors.validate()?,
             presence: raw.presence.validate()?,
             alert_rules: raw.alerts.validate()?,
@@ -452,6 +463,11 @@ mod tests {
         );
         check_error("[http]\napi_token = \"short\"\n", "http.api_token");
         check_error("[state]\nretention_days = 0\n", "state.retention_days");
+        check_error("[store]\nsave_interval_s = 0\n", "store.save_interval_s");
+        check_error(
+            "[store]\nsave_interval_s = 86400\n",
+            "store.save_interval_s: 86400 is not between 1 and 3600",
+        );
         check_error("[network]\nallow = [\"not a peer\"]\n", "network.allow");
         check_error("[bot]\nname = \"!!\"\n", "bot.name");
         check_error(

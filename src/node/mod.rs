@@ -172,7 +172,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         started_at_ms,
     };
     let store = StoreHandle::spawn(store)?;
-    let (office, office_handle, outbox) = Office::new(replica, identity, store.clone()).await?;
+    let (office, office_handle, outbox) =
+        Office::new(replica, identity, store.clone(), config.store.save_interval).await?;
 
     let mut bootstrap = config.network.peers.clone();
     bootstrap.extend(joined);

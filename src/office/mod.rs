@@ -44,16 +44,12 @@ pub const COMMAND_CAPACITY: usize = 256;
 /// Deltas waiting for the network actor to publish them.
 pub const OUTBOX_CAPACITY: usize = 256;
 
-/// How often a changed replica is saved. What its own sensors and scans wrote since the last
-/// save is what a kill -9 can lose (they read again); writes someone was told are done were
-/// saved before the answer ([`OfficeHandle::write_durable`]), and peers give back the rest.
-pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
-
 /// How often the node rewrites its own entry (its heartbeat).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Readings waiting for the next batched history append. At one save a second this only
-/// fills if the store keeps failing; then the oldest rows are dropped, not the node.
+/// Readings waiting for the next batched history append. At the longest save interval (an
+/// hour) a node with 10 sensors read every 10 s queues 3 600; this only fills if the store
+/// keeps failing, and then the oldest rows are dropped, not the node.
 pub const MAX_PENDING_HISTORY: usize = 10_000;
 
 /// How often raw history older than its retention is rolled up into hours.
@@ -236,16 +232,20 @@ pub struct Office {
     saving: bool,
     /// Durable writes waiting for a save of their change number (or a later one).
     waiting: Vec<(u64, WriteReply)>,
+    /// How often what changed without an acknowledgement is saved (`[store]`).
+    save_interval: Duration,
 }
 
 impl Office {
     /// Saves the replica (reserving sequence numbers) and returns the actor, its handle and
     /// the receiving end of the outbox. Fails if the first save fails: a node that cannot
-    /// save must not write.
+    /// save must not write. What changes without an acknowledgement is saved every
+    /// `save_interval`.
     pub async fn new(
         mut replica: Replica,
         identity: Identity,
         store: StoreHandle,
+        save_interval: Duration,
     ) -> Result<(Self, OfficeHandle, mpsc::Receiver<Outgoing>), OfficeError> {
         // A node that was off for longer than the retention forgets what expired meanwhile
         // before anyone reads it (privacy); the hourly pass does it from then on.
@@ -271,6 +271,7 @@ impl Office {
             in_flight: FuturesUnordered::new(),
             saving: false,
             waiting: Vec::new(),
+            save_interval,
         };
         let handle = OfficeHandle {
             commands: commands_tx,
@@ -286,8 +287,10 @@ impl Office {
 
     pub async fn run(mut self, shutdown: CancellationToken) {
         // `new` has just saved: the first save is due one interval from now.
-        let mut save =
-            tokio::time::interval_at(tokio::time::Instant::now() + SAVE_INTERVAL, SAVE_INTERVAL);
+        let mut save = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.save_interval,
+            self.save_interval,
+        );
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
         // `new` has just expired what was due: the first pass is one interval from now.
         let mut prune =
@@ -585,6 +588,9 @@ pub(crate) mod testing {
     use super::*;
     use crate::store::Store;
 
+    /// The periodic save of the offices of unit tests: short, so tests see it land.
+    pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
     /// Starts an office actor for `replica`, saving to a new store in `dir`; it runs until
     /// `shutdown`. Returns its handle and the outbox of its deltas.
     pub async fn start_office(
@@ -599,7 +605,7 @@ pub(crate) mod testing {
             room: Room::new("lab").unwrap(),
             started_at_ms: 0,
         };
-        let (office, handle, outbox) = Office::new(replica, identity, store.clone())
+        let (office, handle, outbox) = Office::new(replica, identity, store.clone(), SAVE_INTERVAL)
             .await
             .expect("the first save succeeds");
         tokio::spawn(office.run(shutdown.clone()));
@@ -611,7 +617,10 @@ pub(crate) mod testing {
 mod tests {
     use std::time::Instant;
 
-    use super::{testing::start_office, *};
+    use super::{
+        testing::{SAVE_INTERVAL, start_office},
+        *,
+    };
     use crate::state::{DEFAULT_RETENTION_MS, Quantity, SensorId};
 
     /// How long a test waits for the store thread, in real time.
@@ -684,7 +693,9 @@ mod tests {
         };
         let replica = Replica::new(id.clone(), DEFAULT_RETENTION_MS);
         let (office, handle, _outbox) =
-            Office::new(replica, identity, store.clone()).await.unwrap();
+            Office::new(replica, identity, store.clone(), SAVE_INTERVAL)
+                .await
+                .unwrap();
         let task = tokio::spawn(office.run(shutdown.clone()));
         let write = Write::Bind {
             person: crate::state::Person::new("mendes").unwrap(),

@@ -20,6 +20,7 @@
 //! - A file that is not an officemesh database, fails SQLite's `quick_check`, or was written
 //!   by a newer schema is refused at [`Store::open`] before anything writes to it.
 
+pub mod config;
 mod history;
 mod schema;
 #[cfg(test)]

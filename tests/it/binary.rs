@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::support::{
-    node::{Node, reading_in, write_swarm_key},
+    node::{Node, QUIET_CONFIG, reading_in, write_swarm_key},
     wait_for,
 };
 
@@ -24,7 +24,9 @@ fn three_processes_converge_survive_a_kill_and_keep_an_outsider_out() {
         .swarm_key(&key)
         .room("open space")
         .start();
+    // b saves what peers send it every second, so the test can wait for that save.
     let b_alone = Node::builder(dir.path().join("b"))
+        .config(&format!("{QUIET_CONFIG}[store]\nsave_interval_s = 1\n"))
         .swarm_key(&key)
         .room("meeting room");
     let b_with_a = b_alone.clone().peer(&a.dial_address());
