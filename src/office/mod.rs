@@ -385,8 +385,11 @@ impl Office {
         self.save_lease().await
     }
 
-    /// Reserves a new lease of sequence numbers and waits until it is saved.
+    /// Reserves a new lease of sequence numbers and waits until it is saved. Saves already
+    /// on their way land first: the store refuses a snapshot older than one it holds, and
+    /// the durable writes waiting on that older save would be told it failed.
     async fn save_lease(&mut self) -> Result<(), OfficeError> {
+        self.finish_store_work().await;
         let snapshot = self.replica.snapshot();
         let ceiling = snapshot.seq_ceiling;
         self.store.save_snapshot(snapshot).await?;

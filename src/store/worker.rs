@@ -80,6 +80,8 @@ impl StoreHandle {
     /// order, and says how each went.
     pub async fn save(&self, snapshot: Option<Snapshot>, history: Vec<HistoryRow>) -> SaveOutcome {
         let (reply, answer) = oneshot::channel();
+        // Kept until the thread answers: if it stops first, the rows go back for a retry.
+        let rows = history.clone();
         let request = Request::Save {
             snapshot: snapshot.map(Box::new),
             history,
@@ -91,9 +93,7 @@ impl StoreHandle {
             };
             return self.stopped_save(history);
         }
-        answer
-            .await
-            .unwrap_or_else(|_| self.stopped_save(Vec::new()))
+        answer.await.unwrap_or_else(|_| self.stopped_save(rows))
     }
 
     /// Saves a snapshot alone: what reserving sequence numbers needs.
