@@ -176,7 +176,7 @@ homeserver_url = ""
 access_token = ""
 # The room id (!abc:example.org) alerts are posted to. Empty: alerts are not posted to Matrix.
 alert_room = ""
-# How long one /sync long-poll waits for new messages.
+# How long one /sync long-poll waits for new messages (1000 to 120000).
 sync_timeout_ms = 30000
 "#;
 
@@ -505,6 +505,10 @@ mod tests {
         check_error(
             "[matrix]\nenabled = true\nhomeserver_url = \"https://m.example\"\naccess_token = \"t\"\nalert_room = \"#office:m.example\"\n",
             "matrix.alert_room",
+        );
+        check_error(
+            "[matrix]\nenabled = true\nhomeserver_url = \"https://m.example\"\naccess_token = \"t\"\nsync_timeout_ms = 0\n",
+            "matrix.sync_timeout_ms: 0 ms is not between 1000 and 120000 ms",
         );
     }
 

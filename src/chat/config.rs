@@ -14,6 +14,10 @@ pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
 /// How long one Matrix /sync long-poll waits unless the file says otherwise.
 pub const DEFAULT_SYNC_TIMEOUT_MS: u64 = 30_000;
 
+/// Shortest /sync long-poll accepted: below a second the adapter would poll the homeserver
+/// in a busy loop while the room is quiet.
+pub const MIN_SYNC_TIMEOUT_MS: u64 = 1000;
+
 /// Longest /sync long-poll accepted: proxies and NAT tables drop idle connections after a few
 /// minutes.
 pub const MAX_SYNC_TIMEOUT_MS: u64 = 120_000;
@@ -175,11 +179,11 @@ impl RawMatrix {
                 format!("{room:?} is not a room id like !abc:example.org"),
             ));
         }
-        if self.sync_timeout_ms > MAX_SYNC_TIMEOUT_MS {
+        if !(MIN_SYNC_TIMEOUT_MS..=MAX_SYNC_TIMEOUT_MS).contains(&self.sync_timeout_ms) {
             return Err(InvalidKey::new(
                 "matrix.sync_timeout_ms",
                 format!(
-                    "{} ms is above the maximum of {MAX_SYNC_TIMEOUT_MS} ms",
+                    "{} ms is not between {MIN_SYNC_TIMEOUT_MS} and {MAX_SYNC_TIMEOUT_MS} ms",
                     self.sync_timeout_ms
                 ),
             ));
