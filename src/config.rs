@@ -508,7 +508,7 @@ mod tests {
         );
         check_error(
             "[matrix]\nenabled = true\nhomeserver_url = \"https://m.example\"\naccess_token = \"t\"\nsync_timeout_ms = 0\n",
-            "matrix.sync_timeout_ms: 0 ms is not between 1000 and 120000 ms",
+            "matrix.sync_timeout_ms: 0 ms is not between 1000 ms and 120000 ms",
         );
     }
 

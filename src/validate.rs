@@ -3,7 +3,7 @@
 //! checks more than one section makes. A foundation module: it imports nothing of the crate,
 //! so every section can use it without depending on the file format or on each other.
 
-use std::{fmt, time::Duration};
+use std::{fmt, ops::RangeInclusive, time::Duration};
 
 use reqwest::Url;
 use thiserror::Error;
@@ -39,6 +39,27 @@ pub fn interval(key: &str, ms: u64) -> Result<Duration, InvalidKey> {
         ));
     }
     Ok(Duration::from_millis(ms))
+}
+
+/// `value` if it is in `range`, else an error saying the range (`unit` after each number,
+/// like " ms", or nothing).
+pub fn within(
+    key: &str,
+    value: u64,
+    range: RangeInclusive<u64>,
+    unit: &str,
+) -> Result<u64, InvalidKey> {
+    if range.contains(&value) {
+        return Ok(value);
+    }
+    Err(InvalidKey::new(
+        key,
+        format!(
+            "{value}{unit} is not between {}{unit} and {}{unit}",
+            range.start(),
+            range.end()
+        ),
+    ))
 }
 
 /// An absolute `http://` or `https://` URL with a host, surrounding blanks ignored.
@@ -88,6 +109,24 @@ mod tests {
         assert_eq!(
             interval("x", MIN_INTERVAL_MS),
             Ok(Duration::from_millis(100))
+        );
+    }
+
+    #[test]
+    fn a_range_names_its_bounds() {
+        assert_eq!(within("store.save_interval_s", 300, 1..=3600, ""), Ok(300));
+        assert_eq!(within("k", 1, 1..=3600, ""), Ok(1));
+        assert_eq!(
+            within("store.save_interval_s", 0, 1..=3600, "")
+                .unwrap_err()
+                .to_string(),
+            "store.save_interval_s: 0 is not between 1 and 3600"
+        );
+        assert_eq!(
+            within("matrix.sync_timeout_ms", 5, 1000..=120_000, " ms")
+                .unwrap_err()
+                .message,
+            "5 ms is not between 1000 ms and 120000 ms"
         );
     }
 

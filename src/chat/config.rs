@@ -179,20 +179,17 @@ impl RawMatrix {
                 format!("{room:?} is not a room id like !abc:example.org"),
             ));
         }
-        if !(MIN_SYNC_TIMEOUT_MS..=MAX_SYNC_TIMEOUT_MS).contains(&self.sync_timeout_ms) {
-            return Err(InvalidKey::new(
-                "matrix.sync_timeout_ms",
-                format!(
-                    "{} ms is not between {MIN_SYNC_TIMEOUT_MS} and {MAX_SYNC_TIMEOUT_MS} ms",
-                    self.sync_timeout_ms
-                ),
-            ));
-        }
+        let sync_timeout_ms = validate::within(
+            "matrix.sync_timeout_ms",
+            self.sync_timeout_ms,
+            MIN_SYNC_TIMEOUT_MS..=MAX_SYNC_TIMEOUT_MS,
+            " ms",
+        )?;
         Ok(Some(MatrixConfig {
             homeserver_url,
             access_token: access_token.to_owned(),
             alert_room,
-            sync_timeout: Duration::from_millis(self.sync_timeout_ms),
+            sync_timeout: Duration::from_millis(sync_timeout_ms),
         }))
     }
 }

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{state::DEFAULT_RETENTION_MS, validate::InvalidKey};
+use crate::{
+    state::DEFAULT_RETENTION_MS,
+    validate::{self, InvalidKey},
+};
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
 
@@ -44,17 +47,14 @@ impl StateConfig {
 
 impl RawState {
     pub fn validate(self) -> Result<StateConfig, InvalidKey> {
-        if self.retention_days == 0 || self.retention_days > MAX_RETENTION_DAYS {
-            return Err(InvalidKey::new(
-                "state.retention_days",
-                format!(
-                    "{} is not between 1 and {MAX_RETENTION_DAYS}",
-                    self.retention_days
-                ),
-            ));
-        }
+        let days = validate::within(
+            "state.retention_days",
+            self.retention_days,
+            1..=MAX_RETENTION_DAYS,
+            "",
+        )?;
         Ok(StateConfig {
-            retention: Duration::from_millis(self.retention_days * DAY_MS),
+            retention: Duration::from_millis(days * DAY_MS),
         })
     }
 }

@@ -72,16 +72,12 @@ pub struct PresenceConfig {
 impl RawPresence {
     pub fn validate(self) -> Result<PresenceConfig, InvalidKey> {
         let interval = validate::interval("presence.interval_ms", self.interval_ms)?;
-        if self.consider_home_s == 0 || self.consider_home_s > MAX_CONSIDER_HOME_S {
-            return Err(InvalidKey::new(
-                "presence.consider_home_s",
-                format!(
-                    "{} is not between 1 and {MAX_CONSIDER_HOME_S}",
-                    self.consider_home_s
-                ),
-            ));
-        }
-        let consider_home = Duration::from_secs(self.consider_home_s);
+        let consider_home = Duration::from_secs(validate::within(
+            "presence.consider_home_s",
+            self.consider_home_s,
+            1..=MAX_CONSIDER_HOME_S,
+            "",
+        )?);
         if consider_home < interval {
             return Err(InvalidKey::new(
                 "presence.consider_home_s",

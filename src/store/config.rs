@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::validate::InvalidKey;
+use crate::validate::{self, InvalidKey};
 
 /// The periodic save unless the file says otherwise: five minutes.
 pub const DEFAULT_SAVE_INTERVAL_S: u64 = 300;
@@ -41,17 +41,14 @@ pub struct StoreConfig {
 
 impl RawStore {
     pub fn validate(self) -> Result<StoreConfig, InvalidKey> {
-        if self.save_interval_s == 0 || self.save_interval_s > MAX_SAVE_INTERVAL_S {
-            return Err(InvalidKey::new(
-                "store.save_interval_s",
-                format!(
-                    "{} is not between 1 and {MAX_SAVE_INTERVAL_S}",
-                    self.save_interval_s
-                ),
-            ));
-        }
+        let seconds = validate::within(
+            "store.save_interval_s",
+            self.save_interval_s,
+            1..=MAX_SAVE_INTERVAL_S,
+            "",
+        )?;
         Ok(StoreConfig {
-            save_interval: Duration::from_secs(self.save_interval_s),
+            save_interval: Duration::from_secs(seconds),
         })
     }
 }
