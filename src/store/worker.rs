@@ -71,11 +71,6 @@ impl StoreHandle {
         Ok(StoreHandle { requests, path })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-
     /// Saves `snapshot` (synced, see [`Store::save_snapshot`]) and appends `history`, in that
     /// order, and says how each went.
     pub async fn save(&self, snapshot: Option<Snapshot>, history: Vec<HistoryRow>) -> SaveOutcome {
