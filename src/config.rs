@@ -13,6 +13,7 @@ use crate::{
     alerts::{self, config::RawAlerts},
     bot::config::{BotConfig, RawBot},
     chat::config::{MatrixConfig, RawMatrix, RawSlack, SlackConfig},
+    history::config::{HistoryConfig, RawHistory},
     http::config::{HttpConfig, RawHttp},
     net::config::{NetworkConfig, RawNetwork},
     office::config::{RawState, StateConfig},
@@ -109,6 +110,17 @@ retention_days = 7
 # says. Longer spares the SD card; a kill -9 loses at most this much of the node's own history.
 save_interval_s = 300
 
+[history]
+# How long the reading history is kept (docs/api.md, GET /api/history). Every node keeps the
+# whole office's: raw points of its own sensors for raw_days, one-minute buckets (count, min,
+# max, mean, last) of every sensor for minute_days, hourly summaries for hour_days.
+raw_days = 7
+minute_days = 35
+hour_days = 400
+# How far back, in hours, a node that was off or cut off asks its peers for the minutes it
+# missed. 0: never.
+backfill_hours = 48
+
 [alerts]
 # The rules this node checks against its own sensors' readings (docs/alerts.md). Without any
 # [[alerts.rule]] the one below applies; `rule = []` here turns alerts off. In a rule of your
@@ -191,6 +203,7 @@ struct RawConfig {
     bot: RawBot,
     state: RawState,
     store: RawStore,
+    history: RawHistory,
     sensors: RawSensors,
     presence: RawPresence,
     alerts: RawAlerts,
@@ -262,6 +275,7 @@ pub struct Config {
     pub bot: BotConfig,
     pub state: StateConfig,
     pub store: StoreConfig,
+    pub history: HistoryConfig,
     /// `[sensors]`: the sysfs root and the configured sources.
     pub sensors: SensorsConfig,
     pub presence: PresenceConfig,
@@ -321,6 +335,7 @@ impl Config {
             bot: raw.bot.validate()?,
             state: raw.state.validate()?,
             store: raw.store.validate()?,
+            history: raw.history.validate()?,
             sensors: raw.sensors.validate()?,
             presence: raw.presence.validate()?,
             alert_rules: raw.alerts.validate()?,

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod bot;
 pub mod chat;
 pub mod config;
+pub mod history;
 pub mod http;
 pub mod net;
 pub mod node;

@@ -33,8 +33,10 @@ use tokio_util::sync::CancellationToken;
 pub use self::view::{AlertView, OfficeView, PeerView};
 use crate::{
     bot::{AskError, Bot},
+    history::{HistoryConfig, query::HistoryQuery},
     office::{OfficeError, OfficeHandle, Write, physical_ms},
     state::{Person, Quantity, Room, SensorId, WriteError},
+    store::{StoreError, StoreHandle},
 };
 
 /// Largest request body accepted: a reading or a target is a few hundred bytes.
@@ -62,6 +64,10 @@ pub struct Api {
     pub consider_home_ms: u64,
     /// The office bot, for `POST /api/ask`.
     pub bot: Arc<Bot>,
+    /// The store, for `GET /api/history` and the disk use in `/api/health`.
+    pub store: StoreHandle,
+    /// `[history]`: which buckets are still kept.
+    pub history: HistoryConfig,
 }
 
 /// The router, for serving and for tests.
@@ -72,6 +78,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/peers", get(peers))
         .route("/api/alerts", get(alerts))
         .route("/api/events", get(events))
+        .route("/api/history", get(history))
         .route("/api/invite", get(invite))
         .route("/api/readings", post(post_reading))
         .route("/api/targets/{room}/{quantity}", put(put_target))
@@ -123,6 +130,19 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        let status = match &error {
+            StoreError::Stopped { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            message: error.to_string(),
+        }
     }
 }
 
@@ -184,11 +204,16 @@ struct Health {
     room: String,
     version: &'static str,
     uptime_s: u64,
-    /// Changes not yet saved to disk (saved within a second).
+    /// Changes not yet saved to disk: readings of its own sensors and scans, saved every
+    /// `[store] save_interval_s`, and what peers sent.
     unsaved_changes: bool,
+    /// Bytes the node's database takes on disk (its file and write-ahead log): the saved
+    /// state and the reading history. `null` if the store could not say.
+    disk_bytes: Option<u64>,
 }
 
 async fn health(State(api): State<Arc<Api>>) -> Json<Health> {
+    let disk_bytes = api.store.run(|store| store.disk_bytes()).await.ok();
     let view = api.office.view();
     let me = view.id().clone();
     let info = view
@@ -208,6 +233,36 @@ async fn health(State(api): State<Arc<Api>>) -> Json<Health> {
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: physical_ms().saturating_sub(api.started_at_ms) / 1000,
         unsaved_changes: api.office.unsaved(),
+        disk_bytes,
+    })
+}
+
+/// `GET /api/history`: buckets of the history, by the query string (`docs/api.md`).
+async fn history(
+    State(api): State<Arc<Api>>,
+    axum::extract::Query(params): axum::extract::Query<std::collections::BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let minute_retention_ms = api.history.minute_retention.as_millis() as u64;
+    let query = HistoryQuery::parse(&params, physical_ms(), minute_retention_ms)
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let csv = query.csv;
+    let answer = api
+        .store
+        .run(move |store| crate::history::query::answer(store, &query))
+        .await
+        .map_err(ApiError::from)?
+        .map_err(|error| match error {
+            crate::history::query::QueryError::Bad(bad) => ApiError::bad_request(bad.to_string()),
+            crate::history::query::QueryError::Store(error) => ApiError::from(error),
+        })?;
+    Ok(if csv {
+        (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            answer.to_csv(),
+        )
+            .into_response()
+    } else {
+        Json(answer).into_response()
     })
 }
 

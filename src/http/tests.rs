@@ -49,7 +49,7 @@ async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let id = NodeId::new("12D3KooWTestNode").unwrap();
     let shutdown = CancellationToken::new();
-    let (handle, _outbox, _store) = start_office(
+    let (handle, _outbox, store) = start_office(
         dir.path(),
         Replica::new(id, DEFAULT_RETENTION_MS),
         &shutdown,
@@ -62,6 +62,8 @@ async fn fixture() -> Fixture {
         token: TOKEN.into(),
         started_at_ms: physical_ms(),
         consider_home_ms: 180_000,
+        store,
+        history: crate::history::HistoryConfig::default(),
     };
     Fixture {
         app: router(Arc::new(api)),

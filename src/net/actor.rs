@@ -70,6 +70,8 @@ pub struct Net {
     /// When this node last started pulling from each peer.
     last_pull: HashMap<PeerId, Instant>,
     outbound: HashMap<OutboundRequestId, PeerId>,
+    /// History asks sent for the node, by request, with where their answer goes.
+    history_asks: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>>,
     replies: FuturesUnordered<BoxFuture<'static, Reply>>,
     bootstrap: Vec<Bootstrap>,
     /// Dials of bootstrap peers under way, to the index of their entry in `bootstrap`: how a
@@ -135,6 +137,11 @@ enum Reply {
         after: Option<Cursor>,
         channel: ResponseChannel<SyncResponse>,
         missing: Option<Delta>,
+    },
+    HistoryPage {
+        peer: PeerId,
+        channel: ResponseChannel<Vec<u8>>,
+        page: Option<Vec<u8>>,
     },
 }
 
@@ -229,6 +236,7 @@ impl Net {
             sessions: HashMap::new(),
             last_pull: HashMap::new(),
             outbound: HashMap::new(),
+            history_asks: HashMap::new(),
             replies: FuturesUnordered::new(),
             bootstrap,
             bootstrap_dials: HashMap::new(),
@@ -319,6 +327,17 @@ impl Net {
                 self.flush_batch();
             }
             NetCommand::SyncWith { peer, reply } => self.start_session(peer, Some(reply)),
+            NetCommand::AskHistory { peer, ask, reply } => {
+                if !self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: "not connected".to_owned(),
+                    }));
+                    return;
+                }
+                let request_id = self.swarm.behaviour_mut().history.send_request(&peer, ask);
+                self.history_asks.insert(request_id, reply);
+            }
             NetCommand::Peers(reply) => {
                 let _ = reply.send(self.peer_infos());
             }
@@ -685,6 +704,7 @@ impl Net {
         match event {
             BehaviourEvent::Gossipsub(event) => self.handle_gossipsub(event),
             BehaviourEvent::Sync(event) => self.handle_sync(event),
+            BehaviourEvent::History(event) => self.handle_history(event),
             BehaviourEvent::Mdns(event) => self.handle_mdns(event),
             BehaviourEvent::Identify(event) => self.handle_identify(event),
             BehaviourEvent::Ping(event) => self.handle_ping(event),
@@ -1069,6 +1089,78 @@ impl Net {
                     debug!(%peer, "peer gave up on its sync request before the answer");
                 }
             }
+            Reply::HistoryPage {
+                peer,
+                channel,
+                page,
+            } => {
+                let Some(page) = page else {
+                    debug!(%peer, "the node did not answer a history ask in time");
+                    return;
+                };
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .history
+                    .send_response(channel, page)
+                    .is_err()
+                {
+                    debug!(%peer, "peer gave up on its history ask before the answer");
+                }
+            }
+        }
+    }
+
+    // ---- history ----
+
+    fn handle_history(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let Some(reply) = self.ask_node(|reply| NetEvent::HistoryRequested {
+                        from: peer,
+                        ask: request,
+                        reply,
+                    }) else {
+                        // Dropping the channel fails the peer's request; it asks again later.
+                        return;
+                    };
+                    self.wait_for(async move {
+                        Reply::HistoryPage {
+                            peer,
+                            channel,
+                            page: answer(reply).await,
+                        }
+                    });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.history_asks.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.history_asks.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "answering a history ask failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
 

@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     NetError,
+    history::{HISTORY_PROTOCOL, HistoryCodec},
     sync::{SYNC_PROTOCOL, SyncCodec},
 };
 
@@ -138,6 +139,7 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub sync: request_response::Behaviour<SyncCodec>,
+    pub history: request_response::Behaviour<HistoryCodec>,
 }
 
 /// What the behaviour is built from.
@@ -186,6 +188,13 @@ impl Behaviour {
                 .with_request_timeout(SYNC_REQUEST_TIMEOUT)
                 .with_max_concurrent_streams(MAX_SYNC_STREAMS),
         );
+        let history = request_response::Behaviour::with_codec(
+            HistoryCodec,
+            [(HISTORY_PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(SYNC_REQUEST_TIMEOUT)
+                .with_max_concurrent_streams(MAX_SYNC_STREAMS),
+        );
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             allow: allow.into(),
@@ -194,6 +203,7 @@ impl Behaviour {
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             sync,
+            history,
         })
     }
 }

@@ -37,6 +37,7 @@ pub mod config;
 mod counting;
 #[cfg(feature = "bench")]
 mod delay;
+pub mod history;
 pub mod join;
 pub mod paging;
 pub mod settings;
@@ -46,7 +47,9 @@ mod transport;
 
 use std::{collections::HashSet, io, time::Duration};
 
-use libp2p::{Multiaddr, PeerId, identity::Keypair};
+/// A peer's libp2p identity, as the net module names peers to the rest of the node.
+pub use libp2p::PeerId;
+use libp2p::{Multiaddr, identity::Keypair};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
@@ -56,6 +59,7 @@ pub use self::{
         GOSSIP_PAGE_BYTES, GossipTuning, IDENTIFY_PROTOCOL, MAX_GOSSIP_TRANSMIT_BYTES, STATE_TOPIC,
         content_id,
     },
+    history::HISTORY_PROTOCOL,
     join::{JoinToken, JoinTokenError},
     swarm_key::{SWARM_KEY_LEN, SwarmKey, SwarmKeyError},
     sync::{SYNC_PAGE_BYTES, SYNC_PROTOCOL},
@@ -184,6 +188,8 @@ pub enum NetError {
     Listen { address: Multiaddr, reason: String },
     #[error("cannot dial {address}: {reason}")]
     Dial { address: Multiaddr, reason: String },
+    #[error("the request to peer {peer} failed: {reason}")]
+    Request { peer: PeerId, reason: String },
     #[error("the network actor has stopped")]
     Stopped,
 }
@@ -289,6 +295,12 @@ pub enum NetEvent {
         digest: Digest,
         reply: oneshot::Sender<Delta>,
     },
+    /// Peer `from` asks for history (`wire::history` ask bytes): answer with a page.
+    HistoryRequested {
+        from: PeerId,
+        ask: Vec<u8>,
+        reply: oneshot::Sender<Vec<u8>>,
+    },
     /// A peer sent data no honest peer sends (a gossiped delta with another node's writes,
     /// invalid entries); it was dropped, and gossip penalises the peer. Sent once per peer,
     /// like the log line.
@@ -343,6 +355,12 @@ pub enum NetCommand {
         reply: oneshot::Sender<bool>,
     },
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    /// Send a history ask to a peer (`history::HISTORY_PROTOCOL`); the reply is its page.
+    AskHistory {
+        peer: PeerId,
+        ask: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
+    },
 }
 
 /// The node's way to the net actor. Cheap to clone; every method fails with
@@ -381,6 +399,12 @@ impl NetHandle {
             .await
             .map_err(|_| SyncError::Stopped)?;
         answer.await.map_err(|_| SyncError::Stopped)?
+    }
+
+    /// Sends a history ask to `peer` and returns its answer, the bytes of one page.
+    pub async fn ask_history(&self, peer: PeerId, ask: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        self.ask(|reply| NetCommand::AskHistory { peer, ask, reply })
+            .await?
     }
 
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {

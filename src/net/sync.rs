@@ -121,7 +121,10 @@ fn invalid_data(error: impl std::error::Error + Send + Sync + 'static) -> io::Er
     io::Error::new(io::ErrorKind::InvalidData, error)
 }
 
-async fn read_frame<T: AsyncRead + Unpin>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
+pub(super) async fn read_frame<T: AsyncRead + Unpin>(
+    io: &mut T,
+    max: usize,
+) -> io::Result<Vec<u8>> {
     let mut length = [0u8; 4];
     io.read_exact(&mut length).await?;
     let length = u32::from_be_bytes(length) as usize;
@@ -133,7 +136,7 @@ async fn read_frame<T: AsyncRead + Unpin>(io: &mut T, max: usize) -> io::Result<
     Ok(bytes)
 }
 
-async fn write_frame<T: AsyncWrite + Unpin>(
+pub(super) async fn write_frame<T: AsyncWrite + Unpin>(
     io: &mut T,
     bytes: &[u8],
     max: usize,

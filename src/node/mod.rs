@@ -24,6 +24,7 @@ use crate::{
         webhook::{self, Webhook},
     },
     config::Config,
+    history,
     http::{
         self, Api, PeerSource, PeerView,
         local_token::{self, Published},
@@ -221,6 +222,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         started_at_ms,
         consider_home_ms,
         bot: bot.clone(),
+        store: store.clone(),
+        history: config.history.clone(),
     });
 
     let mut tasks = JoinSet::new();
@@ -231,7 +234,24 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         }
     });
     tasks.spawn(forward_outbox(outbox, net_handle.clone()));
-    tasks.spawn(handle_net_events(parts.events, office_handle.clone()));
+    tasks.spawn(history::prune(
+        store.clone(),
+        config.history.clone(),
+        physical_ms,
+        shutdown.clone(),
+    ));
+    let backfiller = history::backfill::Backfiller::new(
+        net_handle.clone(),
+        store.clone(),
+        config.history.backfill_window,
+    );
+    tasks.spawn(backfiller.clone().run(physical_ms, shutdown.clone()));
+    tasks.spawn(handle_net_events(
+        parts.events,
+        office_handle.clone(),
+        store.clone(),
+        backfiller,
+    ));
     {
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -366,9 +386,24 @@ async fn forward_outbox(mut outbox: mpsc::Receiver<Outgoing>, net: NetHandle) {
 }
 
 /// Answers what the network asks of the office: merges, digests, sync answers.
-async fn handle_net_events(mut events: mpsc::Receiver<NetEvent>, office: OfficeHandle) {
+async fn handle_net_events(
+    mut events: mpsc::Receiver<NetEvent>,
+    office: OfficeHandle,
+    store: StoreHandle,
+    backfiller: history::backfill::Backfiller,
+) {
     while let Some(event) = events.recv().await {
         match event {
+            NetEvent::PeerConnected { peer } => backfiller.start(peer, physical_ms()),
+            NetEvent::HistoryRequested { from, ask, reply } => {
+                let Ok(page) = store
+                    .run(move |store| history::backfill::answer(store, from, &ask))
+                    .await
+                else {
+                    return;
+                };
+                let _ = reply.send(page);
+            }
             NetEvent::DeltaReceived {
                 from, delta, reply, ..
             } => {
@@ -390,8 +425,7 @@ async fn handle_net_events(mut events: mpsc::Receiver<NetEvent>, office: OfficeH
                 let _ = reply.send(delta);
             }
             // The net actor logs these itself, once each.
-            NetEvent::PeerConnected { .. }
-            | NetEvent::PeerDisconnected { .. }
+            NetEvent::PeerDisconnected { .. }
             | NetEvent::Listening { .. }
             | NetEvent::PeerMisbehaved { .. }
             | NetEvent::AdmissionRefused { .. } => {}

@@ -31,10 +31,7 @@ use crate::{
         Delta, Digest, MergeReport, NodeId, NodeName, ReadingKey, Replica, Room, SEQ_LEASE,
         Version, WriteError,
     },
-    store::{
-        DEFAULT_HISTORY_RETENTION_MS, DEFAULT_ROLLUP_RETENTION_MS, HistoryRow, Pruned, SaveOutcome,
-        StoreError, StoreHandle,
-    },
+    store::{HistoryRow, SaveOutcome, StoreError, StoreHandle},
 };
 
 /// Commands waiting for the actor: HTTP requests, sensor readings, network merges. A burst of
@@ -52,8 +49,13 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 /// keeps failing, and then the oldest rows are dropped, not the node.
 pub const MAX_PENDING_HISTORY: usize = 10_000;
 
-/// How often raw history older than its retention is rolled up into hours.
-pub const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often what expired is dropped from the state, even with no merge to trigger it.
+pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// How often the readings the node has newly heard of, its own and its peers', are handed to
+/// the minute history. They are kept in memory there until their hour ends, so this costs
+/// no disk write; it only sets how fresh a chart of the last minutes is.
+pub const OBSERVE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How many sequence numbers a write may still use before the last *saved* lease runs out
 /// and the actor waits for a save. A snapshot raises the replica's ceiling at once, but a
@@ -207,7 +209,7 @@ enum StoreDone {
         ceiling: Option<u64>,
         outcome: SaveOutcome,
     },
-    Pruned(Result<Pruned, StoreError>),
+    Observed(Result<usize, StoreError>),
 }
 
 /// The actor's state; runs until `shutdown`, then saves one last time.
@@ -224,8 +226,11 @@ pub struct Office {
     generation: u64,
     /// The sequence ceiling of the last snapshot the store confirmed.
     saved_ceiling: u64,
-    /// This node's readings not yet handed to the store, for the history.
+    /// This node's readings not yet handed to the store, for the raw history.
     history: Vec<HistoryRow>,
+    /// Readings new to this node, its own and its peers', not yet handed to the minute
+    /// history.
+    seen: Vec<HistoryRow>,
     /// Saves and prunes on their way through the store thread.
     in_flight: FuturesUnordered<BoxFuture<'static, StoreDone>>,
     /// Whether one of `in_flight` is a save: saves go one at a time.
@@ -268,6 +273,7 @@ impl Office {
             generation: 0,
             saved_ceiling,
             history: Vec::new(),
+            seen: Vec::new(),
             in_flight: FuturesUnordered::new(),
             saving: false,
             waiting: Vec::new(),
@@ -293,8 +299,11 @@ impl Office {
         );
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
         // `new` has just expired what was due: the first pass is one interval from now.
-        let mut prune =
-            tokio::time::interval_at(tokio::time::Instant::now() + PRUNE_INTERVAL, PRUNE_INTERVAL);
+        let mut expiry = tokio::time::interval_at(
+            tokio::time::Instant::now() + EXPIRY_INTERVAL,
+            EXPIRY_INTERVAL,
+        );
+        let mut observe = tokio::time::interval(OBSERVE_INTERVAL);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -307,9 +316,11 @@ impl Office {
                 }
                 _ = save.tick() => self.start_save(),
                 _ = heartbeat.tick() => self.announce().await,
-                _ = prune.tick() => self.prune(),
+                _ = expiry.tick() => self.expire(),
+                _ = observe.tick() => self.start_observe(),
             }
         }
+        self.start_observe();
         self.finish_store_work().await;
         self.unsaved.store(true, Ordering::Relaxed);
         self.start_save();
@@ -339,9 +350,29 @@ impl Office {
                 }
             },
             Command::Merge { delta, from, reply } => {
+                // The readings this node has not seen yet, kept for the history if the
+                // merge admits them.
+                let fresh: Vec<_> = delta
+                    .store
+                    .readings
+                    .iter()
+                    .filter(|(_, dot, _)| !self.replica.context().contains(dot))
+                    .map(|(key, dot, reading)| (key.clone(), dot.clone(), reading.clone()))
+                    .collect();
                 let report = self.replica.merge(delta, &from, physical_ms());
                 if report.changed() {
                     self.changed();
+                }
+                for (key, dot, reading) in fresh {
+                    let admitted = self
+                        .replica
+                        .store()
+                        .readings
+                        .get(&key)
+                        .is_some_and(|writes| writes.contains_key(&dot));
+                    if admitted {
+                        self.see(HistoryRow::from_reading(&key, &reading));
+                    }
                 }
                 let _ = reply.send(report);
             }
@@ -457,10 +488,32 @@ impl Office {
         else {
             return;
         };
+        let row = HistoryRow::from_reading(&key, reading);
         if self.history.len() >= MAX_PENDING_HISTORY {
             self.history.remove(0);
         }
-        self.history.push(HistoryRow::from_reading(&key, reading));
+        self.history.push(row.clone());
+        self.see(row);
+    }
+
+    /// Queues a reading new to this node for the minute history.
+    fn see(&mut self, row: HistoryRow) {
+        if self.seen.len() >= MAX_PENDING_HISTORY {
+            self.seen.remove(0);
+        }
+        self.seen.push(row);
+    }
+
+    /// Hands the readings seen since the last time to the minute history.
+    fn start_observe(&mut self) {
+        if self.seen.is_empty() {
+            return;
+        }
+        let rows = std::mem::take(&mut self.seen);
+        let store = self.store.clone();
+        self.in_flight.push(
+            async move { StoreDone::Observed(store.observe(rows, physical_ms()).await) }.boxed(),
+        );
     }
 
     fn changed(&mut self) {
@@ -494,25 +547,10 @@ impl Office {
         );
     }
 
-    fn prune(&mut self) {
-        let now_ms = physical_ms();
-        let store = self.store.clone();
-        self.in_flight.push(
-            async move {
-                StoreDone::Pruned(
-                    store
-                        .prune_history(
-                            now_ms.saturating_sub(DEFAULT_HISTORY_RETENTION_MS),
-                            now_ms.saturating_sub(DEFAULT_ROLLUP_RETENTION_MS),
-                        )
-                        .await,
-                )
-            }
-            .boxed(),
-        );
-        // Merges expire entries too, but a node without peers must also forget the devices
-        // it saw (privacy).
-        if self.replica.expire(now_ms) > 0 {
+    /// Drops what expired. Merges expire entries too, but a node without peers must also
+    /// forget the devices it saw (privacy).
+    fn expire(&mut self) {
+        if self.replica.expire(physical_ms()) > 0 {
             self.changed();
         }
     }
@@ -551,10 +589,10 @@ impl Office {
                     self.history = rows;
                 }
             }
-            StoreDone::Pruned(Err(error)) => {
-                warn!(%error, "cannot prune the reading history; retrying in an hour");
+            StoreDone::Observed(Err(error)) => {
+                warn!(%error, "cannot write the minute history; its open hours stay in memory and are retried");
             }
-            StoreDone::Pruned(Ok(pruned)) => debug!(?pruned, "reading history pruned"),
+            StoreDone::Observed(Ok(_)) => {}
         }
         // Durable writes made while that save ran go with the next one, now.
         if !self.waiting.is_empty() {
@@ -750,7 +788,7 @@ mod tests {
             "one batch, two rows"
         );
         // With time paused, the next pass runs as soon as the actor is idle.
-        tokio::time::sleep(PRUNE_INTERVAL + SAVE_INTERVAL).await;
+        tokio::time::sleep(EXPIRY_INTERVAL + SAVE_INTERVAL).await;
         poll_until("the sightings forgotten", async || {
             handle.view().store().network.is_empty()
         })

@@ -14,6 +14,7 @@ mod dot;
 mod dotmap;
 mod entries;
 pub mod query;
+mod series;
 mod values;
 
 use std::{collections::BTreeMap, fmt};
@@ -28,6 +29,7 @@ pub use self::{
         Alert, AlertId, Binding, BindingKey, Entry, NodeInfo, Part, PartVisitor, Reading,
         ReadingKey, Sighting, SightingKey, Target, TargetKey, for_each_part,
     },
+    series::Series,
     values::{
         AlertName, InvalidValue, Ip, MAX_MESSAGE_LEN, MAX_NAME_LEN, MAX_VERSION_LEN, Mac, Message,
         NodeName, Person, Quantity, Room, SensorId, Version,

@@ -22,6 +22,7 @@
 
 pub mod config;
 mod history;
+mod minutes;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -43,9 +44,9 @@ use tracing::{info, warn};
 
 pub use self::{
     history::{
-        DEFAULT_HISTORY_RETENTION_MS, DEFAULT_ROLLUP_RETENTION_MS, HistoryRow,
-        MAX_HISTORY_QUERY_ROWS, Pruned, ROLLUP_BUCKET_MS, Rollup,
+        DEFAULT_RAW_RETENTION_MS, HistoryRow, MAX_HISTORY_QUERY_ROWS, PruneBefore, Pruned, Series,
     },
+    minutes::{Bucket, CLOSE_GRACE_MS, HOUR_MS, HourBuckets, MINUTE_MS, SeriesFilter},
     schema::SCHEMA_VERSION,
     worker::{REQUEST_CAPACITY, SaveOutcome, StoreHandle},
 };
@@ -197,7 +198,9 @@ pub struct Store {
     path: PathBuf,
     /// The history series seen so far, so appending a reading costs no lookup. Only
     /// committed series enter it, and pruning (which deletes series) empties it.
-    series: HashMap<history::SeriesKey, history::SeriesState>,
+    series: HashMap<history::Series, history::SeriesState>,
+    /// The minute history of the hours still open, in memory (`minutes.rs`).
+    open: minutes::OpenHours,
     _lock: File,
 }
 
@@ -235,6 +238,7 @@ impl Store {
             conn,
             path,
             series: HashMap::new(),
+            open: minutes::OpenHours::default(),
             _lock: lock,
         })
     }
@@ -246,7 +250,10 @@ impl Store {
 
     /// Checkpoints the write-ahead log into the database file, syncs it, and closes. After
     /// it returns, everything committed is on disk, whatever happens to the power.
-    pub fn close(self) -> Result<(), StoreError> {
+    pub fn close(mut self) -> Result<(), StoreError> {
+        if let Err(error) = self.flush_minutes() {
+            warn!(path = %self.path.display(), %error, "the open hours of the minute history could not be written at close");
+        }
         let Store { conn, path, .. } = self;
         // Returns (busy, log frames, frames checkpointed); busy means a reader (an operator's
         // shell) kept part of the log from being copied: nothing is lost, it is copied later.
@@ -258,6 +265,17 @@ impl Store {
         }
         conn.close()
             .map_err(|(_, error)| sqlite_error(&path, error))
+    }
+
+    /// Bytes the database takes on disk: its file and its write-ahead log.
+    pub fn disk_bytes(&self) -> u64 {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        [self.path.as_os_str(), wal.as_os_str()]
+            .into_iter()
+            .filter_map(|path| std::fs::metadata(path).ok())
+            .map(|metadata| metadata.len())
+            .sum()
     }
 
     // ---- the replica ----

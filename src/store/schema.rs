@@ -10,7 +10,7 @@ use rusqlite::{Connection, Transaction};
 
 /// The schema version this build writes and reads. A file with a higher version was written
 /// by a newer officemesh and is refused, untouched.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Marks the file as officemesh's (`PRAGMA application_id`, "OMSH"), so that another
 /// program's SQLite file found at our path is refused rather than migrated.
@@ -20,7 +20,7 @@ pub(super) const APPLICATION_ID: i32 = 0x4f4d_5348;
 type Step = fn(&Transaction<'_>) -> rusqlite::Result<()>;
 
 /// `STEPS[n]` takes the schema from version `n` to `n + 1`; version 0 is an empty file.
-const STEPS: [Step; SCHEMA_VERSION as usize] = [create_v1];
+const STEPS: [Step; SCHEMA_VERSION as usize] = [create_v1, office_history_v2];
 
 /// Version 1.
 ///
@@ -86,6 +86,42 @@ fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         ) WITHOUT ROWID;",
     )?;
     tx.pragma_update(None, "application_id", APPLICATION_ID)
+}
+
+/// Version 2: the history of every sensor of the office, at minute and hour resolution.
+///
+/// - `minutes`: per hour and series, the hour's one-minute buckets packed in a blob
+///   (`minutes.rs`). Written once per hour, clustered by hour then series, so closing an
+///   hour appends at the end of the table and pruning deletes a prefix; reading one series
+///   is a primary-key lookup per hour.
+/// - `hours`: per hour and series, the count, minimum, maximum and sum of the hour, kept
+///   longer than the minutes. Clustered the same way, for the same reasons; it replaces
+///   version 1's `rollup_hourly`, whose rows it takes over.
+/// - `history` (raw points) now holds only the node's own sensors, as before.
+fn office_history_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE minutes (
+            hour_ms INTEGER NOT NULL,
+            series_id INTEGER NOT NULL,
+            buckets BLOB NOT NULL,
+            PRIMARY KEY (hour_ms, series_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE hours (
+            hour_ms INTEGER NOT NULL,
+            series_id INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            min_value REAL NOT NULL,
+            max_value REAL NOT NULL,
+            sum_value REAL NOT NULL,
+            PRIMARY KEY (hour_ms, series_id)
+        ) WITHOUT ROWID;
+
+        INSERT INTO hours (hour_ms, series_id, count, min_value, max_value, sum_value)
+            SELECT hour_start_ms, series_id, count, min_value, max_value, sum_value
+            FROM rollup_hourly;
+        DROP TABLE rollup_hourly;",
+    )
 }
 
 /// The schema version of an open database.

@@ -10,7 +10,7 @@ use std::{ops::Range, path::PathBuf, thread};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use super::{HistoryRow, Pruned, Store, StoreError};
+use super::{HistoryRow, PruneBefore, Pruned, Store, StoreError};
 use crate::state::{NodeId, SensorId, Snapshot};
 
 /// Requests waiting for the store thread. The office actor keeps at most one save in flight
@@ -33,10 +33,16 @@ enum Request {
         reply: oneshot::Sender<SaveOutcome>,
     },
     Prune {
-        raw_before_ms: u64,
-        rollups_before_ms: u64,
+        before: PruneBefore,
         reply: oneshot::Sender<Result<Pruned, StoreError>>,
     },
+    Observe {
+        rows: Vec<HistoryRow>,
+        now_ms: u64,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
+    /// Anything else, run on the store's thread: queries and backfill (`history`).
+    Run(Box<dyn FnOnce(&mut Store) + Send>),
     History {
         node: NodeId,
         sensor: SensorId,
@@ -96,21 +102,37 @@ impl StoreHandle {
         self.save(Some(snapshot), Vec::new()).await.snapshot
     }
 
-    /// Rolls raw history older than `raw_before_ms` into hourly rollups and drops rollups
-    /// older than `rollups_before_ms` ([`Store::prune_history`]).
-    pub async fn prune_history(
-        &self,
-        raw_before_ms: u64,
-        rollups_before_ms: u64,
-    ) -> Result<Pruned, StoreError> {
+    /// Deletes the history older than its retention ([`Store::prune_history`]).
+    pub async fn prune_history(&self, before: PruneBefore) -> Result<Pruned, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Request::Prune {
-            raw_before_ms,
-            rollups_before_ms,
+        self.send(Request::Prune { before, reply }).await?;
+        answer.await.map_err(|_| self.stopped())?
+    }
+
+    /// Adds readings to the minute history ([`Store::observe`]).
+    pub async fn observe(&self, rows: Vec<HistoryRow>, now_ms: u64) -> Result<usize, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Observe {
+            rows,
+            now_ms,
             reply,
         })
         .await?;
         answer.await.map_err(|_| self.stopped())?
+    }
+
+    /// Runs `work` on the store's thread and returns what it returns: for reads that need
+    /// several calls on the store, without a request type for each.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Run(Box::new(move |store| {
+            let _ = reply.send(work(store));
+        })))
+        .await?;
+        answer.await.map_err(|_| self.stopped())
     }
 
     /// The raw readings of one sensor measured in `range` ([`Store::history`]).
@@ -183,13 +205,17 @@ fn serve(mut store: Store, mut queue: mpsc::Receiver<Request>) {
                 };
                 let _ = reply.send(SaveOutcome { snapshot, history });
             }
-            Request::Prune {
-                raw_before_ms,
-                rollups_before_ms,
+            Request::Prune { before, reply } => {
+                let _ = reply.send(store.prune_history(before));
+            }
+            Request::Observe {
+                rows,
+                now_ms,
                 reply,
             } => {
-                let _ = reply.send(store.prune_history(raw_before_ms, rollups_before_ms));
+                let _ = reply.send(store.observe(&rows, now_ms));
             }
+            Request::Run(work) => work(&mut store),
             Request::History {
                 node,
                 sensor,

@@ -25,6 +25,7 @@
 
 mod decode;
 mod encode;
+pub mod history;
 mod proto;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ mod bot;
 mod chat_matrix;
 mod chat_slack;
 mod cli;
+mod history;
 mod invite;
 mod layers;
 mod mdns;

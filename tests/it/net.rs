@@ -257,6 +257,10 @@ async fn play_node(
                 };
                 let _ = reply.send(answer);
             }
+            // These nodes keep no history: an empty answer.
+            NetEvent::HistoryRequested { reply, .. } => {
+                let _ = reply.send(Vec::new());
+            }
             NetEvent::AdmissionRefused { refusal, .. } => {
                 seen.lock().unwrap().refusals.push(refusal);
             }

@@ -1,8 +1,8 @@
-//! History: batches, duplicates, queries, pruning into hourly rollups.
+//! Raw history: batches, duplicates, queries, pruning.
 
 use super::*;
 
-const HOUR: u64 = ROLLUP_BUCKET_MS;
+const HOUR: u64 = HOUR_MS;
 
 /// The start of an hour after `T0`, so buckets are easy to name.
 fn hour(n: u64) -> u64 {
@@ -29,25 +29,15 @@ fn raw_values(store: &Store, sensor_name: &str) -> Vec<(u64, f64)> {
         .collect()
 }
 
-/// Checks the rollups of sensor `a` as (hour index, count, min, max, mean).
-fn check_rollups(store: &Store, expected: &[(u64, u64, f64, f64, f64)]) {
-    let found: Vec<(u64, u64, f64, f64, f64)> = store
-        .rollups(&node_id(NODE_A), &sensor("a"), 0..u64::MAX)
-        .unwrap()
-        .into_iter()
-        .map(|rollup| {
-            assert_eq!(rollup.room, room("open space"));
-            assert_eq!(rollup.quantity, Quantity::Temperature);
-            (
-                (rollup.hour_start_ms - hour(0)) / HOUR,
-                rollup.count,
-                rollup.min,
-                rollup.max,
-                rollup.mean,
-            )
+/// Prunes raw rows measured before `raw`, and minutes and hours before `buckets`.
+fn prune(store: &mut Store, raw: u64, buckets: u64) -> Pruned {
+    store
+        .prune_history(PruneBefore {
+            raw_ms: raw,
+            minutes_ms: buckets,
+            hours_ms: buckets,
         })
-        .collect();
-    assert_eq!(found, expected);
+        .unwrap()
 }
 
 #[test]
@@ -157,61 +147,34 @@ fn a_failing_batch_keeps_nothing() {
 }
 
 #[test]
-fn pruning_rolls_raw_rows_into_hours_kept_longer() {
+fn pruning_deletes_raw_rows_older_than_the_cut() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    // Sensor a: hour 0 has 10, 20, 30; hour 1 has 1 and 5 in its first half and 9 in its
-    // second; hour 2 has 7. Sensor b has one reading in hour 0.
     let rows = [
         row("a", 10.0, hour(0) + 1000),
-        row("a", 20.0, hour(0) + 2000),
-        row("a", 30.0, hour(0) + 3000),
-        row("a", 1.0, hour(1) + 1000),
-        row("a", 5.0, hour(1) + 2000),
-        row("a", 9.0, hour(1) + HOUR / 2 + 1000),
-        row("a", 7.0, hour(2) + 1000),
+        row("a", 20.0, hour(1) + 1000),
+        row("a", 30.0, hour(2) + 1000),
         row("b", 50.0, hour(0) + 1000),
     ];
     assert_eq!(store.append_history(&rows).unwrap(), rows.len());
-
-    // Cut in the middle of hour 1; no rollup is old enough to go.
-    let pruned = store.prune_history(hour(1) + HOUR / 2, 0).unwrap();
+    let pruned = prune(&mut store, hour(1) + 1000, 0);
     assert_eq!(
         pruned,
         Pruned {
-            rows_rolled_up: 6,
-            rollups_deleted: 0,
+            raw_deleted: 2,
+            minute_hours_deleted: 0,
+            hours_deleted: 0,
             series_deleted: 0
-        }
+        },
+        "b's last hour is not older than every cut (the buckets are kept): b stays"
     );
-    check_rollups(&store, &[(0, 3, 10.0, 30.0, 20.0), (1, 2, 1.0, 5.0, 3.0)]);
     assert_eq!(
         raw_values(&store, "a"),
-        [(hour(1) + HOUR / 2 + 1000, 9.0), (hour(2) + 1000, 7.0)]
+        [(hour(1) + 1000, 20.0), (hour(2) + 1000, 30.0)]
     );
-
-    // The rest of hour 1 merges into its rollup as if rolled up at once.
-    let pruned = store.prune_history(hour(2), 0).unwrap();
-    assert_eq!(pruned.rows_rolled_up, 1);
-    check_rollups(&store, &[(0, 3, 10.0, 30.0, 20.0), (1, 3, 1.0, 9.0, 5.0)]);
-
-    // Rollups go once their whole hour is older than their retention: hour 0 ends at hour(1).
-    let pruned = store.prune_history(hour(2), hour(1) + HOUR / 2).unwrap();
-    assert_eq!(
-        pruned,
-        Pruned {
-            rows_rolled_up: 0,
-            rollups_deleted: 2,
-            series_deleted: 1
-        },
-        "hour 0 of a and of b go; b has nothing left"
-    );
-    check_rollups(&store, &[(1, 3, 1.0, 9.0, 5.0)]);
-
     // Everything goes, and the series with it; history starts again afterwards.
-    let pruned = store.prune_history(u64::MAX, u64::MAX).unwrap();
-    assert_eq!(pruned.series_deleted, 1);
-    check_rollups(&store, &[]);
+    let pruned = prune(&mut store, u64::MAX, u64::MAX);
+    assert_eq!((pruned.raw_deleted, pruned.series_deleted), (2, 2));
     assert!(raw_values(&store, "a").is_empty());
     assert_eq!(store.append_history(&[row("a", 3.0, hour(5))]).unwrap(), 1);
     assert_eq!(raw_values(&store, "a"), [(hour(5), 3.0)]);
@@ -237,9 +200,9 @@ fn a_sensor_moved_to_another_room_keeps_its_old_readings_in_the_old_room() {
     );
 }
 
-/// Pruning deletes a series only when it has neither rows nor rollups left; it knows the
-/// rows are gone from the series' newest hour, which must survive a restart and must not
-/// move back when an older reading arrives late.
+/// Pruning deletes a series only when it has nothing left; it knows from the series' newest
+/// hour, which must survive a restart and must not move back when an older reading arrives
+/// late.
 #[test]
 fn a_series_with_recent_rows_survives_pruning_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -254,31 +217,12 @@ fn a_series_with_recent_rows_survives_pruning_after_a_restart() {
         .append_history(&[row("a", 2.0, hour(1) + 1000)])
         .unwrap();
 
-    let pruned = store.prune_history(hour(2), hour(2)).unwrap();
-    assert_eq!(
-        pruned,
-        Pruned {
-            rows_rolled_up: 2,
-            rollups_deleted: 2,
-            series_deleted: 0
-        }
-    );
+    let pruned = prune(&mut store, hour(2), hour(2));
+    assert_eq!((pruned.raw_deleted, pruned.series_deleted), (2, 0));
     assert_eq!(raw_values(&store, "a"), [(hour(3) + 1000, 4.0)]);
     drop(store);
     let mut store = open(dir.path());
-    assert_eq!(
-        store
-            .prune_history(hour(4), hour(3))
-            .unwrap()
-            .series_deleted,
-        0
-    );
-    check_rollups(&store, &[(3, 1, 4.0, 4.0, 4.0)]);
-    assert_eq!(
-        store
-            .prune_history(hour(4), hour(5))
-            .unwrap()
-            .series_deleted,
-        1
-    );
+    assert_eq!(prune(&mut store, hour(3), hour(3)).series_deleted, 0);
+    assert_eq!(raw_values(&store, "a"), [(hour(3) + 1000, 4.0)]);
+    assert_eq!(prune(&mut store, hour(4), hour(5)).series_deleted, 1);
 }

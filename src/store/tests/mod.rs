@@ -6,6 +6,7 @@
 mod crash;
 mod history;
 mod identity;
+mod minutes;
 mod refuse;
 mod snapshot;
 

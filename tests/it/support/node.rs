@@ -172,9 +172,10 @@ impl NodeBuilder {
             // The token file every node leaves for `ask` goes next to its data dir, not into
             // this machine's runtime dir, which a node killed by a test would litter.
             .env("XDG_RUNTIME_DIR", self.data_dir.with_extension("run"))
-            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .env("OFFICEMESH_API_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
+            // The test's own settings win, a log level included.
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -1,0 +1,261 @@
+//! Backfill: a node that was off or cut off fills the holes in its history from its peers
+//! (`/officemesh/history/1`, `docs/protocol.md`).
+//!
+//! The asker sends, for the hours of its backfill window, how many readings it holds of
+//! each series-hour; the answerer sends the series-hours it holds more readings of, with
+//! their minute buckets, at most [`PAGE_HOURS`] per page. The asker merges them (per minute,
+//! the bucket made of more readings wins: `HourBuckets::merge_max`) and asks again with its
+//! new counts until the answer says there is no more. The answerer keeps no state between
+//! pages. A node asks every peer it connects to, so the owner of a sensor, which heard every
+//! reading of it, is asked as soon as it is reachable; every [`BACKFILL_INTERVAL`] it asks
+//! its peers again, which costs one ask and an empty page when nothing is missing.
+
+use std::{
+    collections::{HashMap, HashSet},
+    ops::Range,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use thiserror::Error;
+use tracing::{debug, info, warn};
+
+use crate::{
+    net::{NetError, NetHandle, PeerId},
+    store::{HOUR_MS, HourBuckets, Store, StoreError, StoreHandle},
+    wire::{
+        WireError,
+        history::{
+            HistoryAsk, HistoryPage, decode_history_ask, decode_history_page, encode_history_ask,
+            encode_history_page,
+        },
+    },
+};
+
+/// Most series-hours in one page: about 300 KB of buckets, well under the page limit.
+pub const PAGE_HOURS: usize = 256;
+
+/// Most pages one session asks for; the next session continues.
+pub const MAX_PAGES: usize = 64;
+
+/// Most series-hours an ask lists: keeps the ask under its size limit. A window with more
+/// (a very large office, a long window) asks for its most recent hours first.
+pub const MAX_ASK_HOURS: usize = 50_000;
+
+/// How often a node asks one peer, picked at random, for what it may have missed of the
+/// last [`RECENT_WINDOW`]: gossip carries only a sensor's latest reading per publish, so a
+/// sensor read faster than that reaches other nodes in full only this way, and a peer may
+/// not yet have counted the readings it had just taken when asked on connecting.
+pub const BACKFILL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What the periodic ask covers: the last two hours (a few kilobytes of counts for an office
+/// of 250 sensors). Connecting asks for the whole `[history] backfill_hours`.
+pub const RECENT_WINDOW: Duration = Duration::from_secs(2 * 3600);
+
+/// Why a backfill session ended early.
+#[derive(Debug, Error)]
+pub enum BackfillError {
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("peer {peer} sent a history page that does not decode: {error}")]
+    Page { peer: PeerId, error: WireError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a session brought.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Backfilled {
+    pub pages: usize,
+    /// Series-hours that changed here.
+    pub hours_merged: usize,
+    /// Series-hours whose buckets did not decode, left out.
+    pub hours_refused: usize,
+}
+
+/// The series-hours of `range` this node holds, as an ask lists them, most recent first,
+/// trimmed to [`MAX_ASK_HOURS`]; returns the range actually covered.
+fn have(store: &Store, range: Range<u64>) -> Result<HistoryAsk, StoreError> {
+    let mut counts: Vec<_> = store.counts(&range)?.into_iter().collect();
+    counts.sort_by(|((a, hour_a), _), ((b, hour_b), _)| hour_b.cmp(hour_a).then(a.cmp(b)));
+    let mut from_ms = range.start;
+    if counts.len() > MAX_ASK_HOURS {
+        // Keep whole hours: cut at the hour of the first entry left out, exclusive.
+        let cut_hour = counts[MAX_ASK_HOURS].0.1;
+        counts.retain(|((_, hour), _)| *hour > cut_hour);
+        from_ms = cut_hour + HOUR_MS;
+    }
+    Ok(HistoryAsk {
+        from_ms,
+        to_ms: range.end,
+        have: counts
+            .into_iter()
+            .map(|((series, hour), count)| (series, hour, count))
+            .collect(),
+    })
+}
+
+/// Answers a peer's ask (its bytes) with one page (bytes); runs on the store's thread.
+/// An ask that does not decode gets an empty page, and a log line naming the peer.
+pub fn answer(store: &Store, from: PeerId, ask: &[u8]) -> Vec<u8> {
+    let ask = match decode_history_ask(ask) {
+        Ok(ask) => ask,
+        Err(error) => {
+            warn!(peer = %from, %error, "a history ask does not decode; answered with nothing");
+            return encode_history_page(&HistoryPage::default());
+        }
+    };
+    let page = match page_for(store, &ask) {
+        Ok(page) => page,
+        Err(error) => {
+            warn!(peer = %from, %error, "cannot read the history to answer an ask");
+            HistoryPage::default()
+        }
+    };
+    encode_history_page(&page)
+}
+
+fn page_for(store: &Store, ask: &HistoryAsk) -> Result<HistoryPage, StoreError> {
+    let theirs: HashMap<_, u64> = ask
+        .have
+        .iter()
+        .map(|(series, hour, count)| ((series.clone(), *hour), *count))
+        .collect();
+    let mut wanted: Vec<_> = store
+        .counts(&(ask.from_ms..ask.to_ms))?
+        .into_iter()
+        .filter(|(key, count)| *count > theirs.get(key).copied().unwrap_or(0))
+        .map(|(key, _)| key)
+        .collect();
+    // Oldest first, so a session cut short has filled a contiguous stretch.
+    wanted.sort_by(|(a, hour_a), (b, hour_b)| hour_a.cmp(hour_b).then(a.cmp(b)));
+    let more = wanted.len() > PAGE_HOURS;
+    wanted.truncate(PAGE_HOURS);
+    let mut hours = Vec::with_capacity(wanted.len());
+    for (series, hour) in wanted {
+        if let Some((_, buckets)) = store
+            .hours_of(&series, &(hour..hour + 1))?
+            .into_iter()
+            .find(|(start, _)| *start == hour)
+        {
+            hours.push((series, hour, buckets.pack()));
+        }
+    }
+    Ok(HistoryPage { hours, more })
+}
+
+/// Asks `peer` for what this node lacks of the hours in `window` before `now_ms` (the hour
+/// under way included), page by page, and merges it.
+pub async fn backfill(
+    peer: PeerId,
+    net: &NetHandle,
+    store: &StoreHandle,
+    window: Duration,
+    now_ms: u64,
+) -> Result<Backfilled, BackfillError> {
+    let range = now_ms.saturating_sub(window.as_millis() as u64)..now_ms + HOUR_MS;
+    let mut done = Backfilled::default();
+    while done.pages < MAX_PAGES {
+        let range = range.clone();
+        let ask = store.run(move |store| have(store, range)).await??;
+        let bytes = net.ask_history(peer, encode_history_ask(&ask)).await?;
+        let page =
+            decode_history_page(&bytes).map_err(|error| BackfillError::Page { peer, error })?;
+        done.pages += 1;
+        let more = page.more;
+        let (merged, refused) = store.run(move |store| merge(store, page, now_ms)).await??;
+        done.hours_merged += merged;
+        done.hours_refused += refused;
+        // No progress means the peer keeps sending what does not merge: stop.
+        if !more || merged == 0 {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Merges a page; returns (series-hours changed, series-hours refused).
+fn merge(store: &mut Store, page: HistoryPage, now_ms: u64) -> Result<(usize, usize), StoreError> {
+    let (mut merged, mut refused) = (0, 0);
+    for (series, hour, packed) in page.hours {
+        let Some(buckets) = HourBuckets::unpack(&packed, hour) else {
+            refused += 1;
+            continue;
+        };
+        if store.merge_hour(series, hour, &buckets)? {
+            merged += 1;
+        }
+    }
+    // Hours that are over are written now rather than at the next reading.
+    store.observe(&[], now_ms)?;
+    Ok((merged, refused))
+}
+
+/// Runs backfill sessions, at most one per peer at a time.
+#[derive(Clone)]
+pub struct Backfiller {
+    net: NetHandle,
+    store: StoreHandle,
+    window: Duration,
+    running: Arc<Mutex<HashSet<PeerId>>>,
+}
+
+impl Backfiller {
+    pub fn new(net: NetHandle, store: StoreHandle, window: Duration) -> Self {
+        Backfiller {
+            net,
+            store,
+            window,
+            running: Arc::default(),
+        }
+    }
+
+    /// Starts a session with `peer` in the background, for the whole backfill window,
+    /// unless one is running or the window is zero.
+    pub fn start(&self, peer: PeerId, now_ms: u64) {
+        self.start_for(peer, self.window, now_ms);
+    }
+
+    fn start_for(&self, peer: PeerId, window: Duration, now_ms: u64) {
+        if window.is_zero() || !self.running.lock().expect("not poisoned").insert(peer) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            match backfill(peer, &this.net, &this.store, window, now_ms).await {
+                Ok(done) if done.hours_merged > 0 || done.hours_refused > 0 => {
+                    info!(%peer, hours = done.hours_merged, refused = done.hours_refused, pages = done.pages, "history filled in from a peer");
+                }
+                Ok(_) => debug!(%peer, "history: nothing to fill in"),
+                Err(error) => debug!(%peer, %error, "history backfill ended early"),
+            }
+            this.running.lock().expect("not poisoned").remove(&peer);
+        });
+    }
+
+    /// Every [`BACKFILL_INTERVAL`], asks one connected peer for the last [`RECENT_WINDOW`],
+    /// until `shutdown`.
+    pub async fn run(
+        self,
+        now_ms: impl Fn() -> u64,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(BACKFILL_INTERVAL);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let Ok(peers) = self.net.peers().await else {
+                return;
+            };
+            if peers.is_empty() {
+                continue;
+            }
+            let now_ms = now_ms();
+            let peer = &peers[(now_ms / 7) as usize % peers.len()];
+            self.start_for(peer.peer, RECENT_WINDOW.min(self.window), now_ms);
+        }
+    }
+}
