@@ -19,8 +19,10 @@ use tokio::time::Instant;
 
 pub use self::reply::{Reply, SORRY, Situation, needs_speaker, reply};
 use crate::{
+    history::query::summary,
     office::{OfficeError, OfficeHandle, physical_ms},
     state::{Person, query::Query},
+    store::{SeriesFilter, StoreHandle},
 };
 
 /// Longest message the bot reads, in bytes: the longest phrase it knows is a few dozen.
@@ -84,6 +86,8 @@ pub struct Bot {
     name: Option<String>,
     consider_home_ms: u64,
     limit: Mutex<RateLimit>,
+    /// The store, for questions about the past ("meeting room temp today").
+    history: Option<StoreHandle>,
 }
 
 impl Bot {
@@ -93,7 +97,14 @@ impl Bot {
             name,
             consider_home_ms,
             limit: Mutex::new(RateLimit::new(Instant::now())),
+            history: None,
         }
+    }
+
+    /// Lets the bot answer questions about the past from the store's history.
+    pub fn with_history(mut self, store: StoreHandle) -> Bot {
+        self.history = Some(store);
+        self
     }
 
     /// Answers `text` from `speaker`, after making the writes the answer announces.
@@ -125,6 +136,60 @@ impl Bot {
         for write in answer.writes {
             self.office.write_durable(write).await?;
         }
+        if let (Some(question), Some(store)) = (answer.past, &self.history)
+            && let Some(text) = past(store, question).await
+        {
+            return Ok(text);
+        }
         Ok(answer.text)
     }
+}
+
+/// Answers a question about a day from the history; `None` if the store cannot be read.
+async fn past(store: &StoreHandle, question: reply::PastQuestion) -> Option<String> {
+    let now_ms = physical_ms();
+    let midnight_ms = local_midnight_ms(now_ms);
+    let range = match question.day {
+        reply::Day::Today => midnight_ms..now_ms + 1,
+        reply::Day::Yesterday => midnight_ms.saturating_sub(DAY_MS)..midnight_ms,
+    };
+    let filter = SeriesFilter {
+        room: Some(question.room.clone()),
+        quantity: Some(question.quantity),
+        ..SeriesFilter::default()
+    };
+    let found = store
+        .run(move |store| summary(store, &filter, range))
+        .await
+        .ok()?
+        .ok()?;
+    let day = found.map(|bucket| reply::DaySummary {
+        count: bucket.count,
+        min: bucket.min,
+        max: bucket.max,
+        mean: bucket.mean,
+    });
+    Some(reply::past_answer(&question, day))
+}
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The last midnight before `now_ms` in this machine's time zone (the C library's
+/// `localtime_r`, which reads `TZ` and `/etc/localtime`); UTC if it cannot say. A day with a
+/// daylight-saving change is taken as 24 hours.
+fn local_midnight_ms(now_ms: u64) -> u64 {
+    let seconds = (now_ms / 1000) as libc::time_t;
+    // SAFETY: `localtime_r` only writes the `tm` it is given, which lives on this stack
+    // frame, and reads `seconds`; a zeroed `tm` is a valid value of the plain C struct.
+    let offset_s = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&seconds, &mut tm).is_null() {
+            0
+        } else {
+            tm.tm_gmtoff
+        }
+    };
+    let local_ms = now_ms as i64 + offset_s * 1000;
+    let midnight_local_ms = local_ms - local_ms.rem_euclid(DAY_MS as i64);
+    (midnight_local_ms - offset_s * 1000).max(0) as u64
 }

@@ -30,6 +30,69 @@ pub struct Reply {
     pub text: String,
     /// Writes the caller makes for the reply to be true, as chat-driven writes.
     pub writes: Vec<Write>,
+    /// A question about the past: the caller reads the history and answers with
+    /// [`past_answer`]; `text` is the answer when the history cannot be read.
+    pub past: Option<PastQuestion>,
+}
+
+/// "meeting room temp today": a room, a quantity and a day, to answer from the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastQuestion {
+    pub room: Room,
+    pub quantity: Quantity,
+    pub day: Day,
+    /// The word the question used for the quantity ("temp").
+    pub word: String,
+}
+
+/// Which day a past question is about, in the node's local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Day {
+    Today,
+    Yesterday,
+}
+
+impl Day {
+    pub fn name(self) -> &'static str {
+        match self {
+            Day::Today => "today",
+            Day::Yesterday => "yesterday",
+        }
+    }
+}
+
+/// The readings of a day, summarised: what the history gives a past question.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DaySummary {
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// The answer to a past question: "meeting room temp today: between 21.0°C and 23.5°C, 22.1°C
+/// on average (1440 readings)", or that there is no history for it.
+pub fn past_answer(question: &PastQuestion, summary: Option<DaySummary>) -> String {
+    let PastQuestion {
+        room,
+        quantity,
+        day,
+        word,
+    } = question;
+    let day = day.name();
+    match summary {
+        Some(summary) if summary.count > 0 => format!(
+            "{room} {word} {day}: between {} and {}, {} on average ({} readings)",
+            format_value(*quantity, summary.min),
+            format_value(*quantity, summary.max),
+            format_value(*quantity, summary.mean),
+            summary.count
+        ),
+        _ => format!(
+            "I'm sorry, I have no {} history of the {room} for {day}.",
+            quantity.name()
+        ),
+    }
 }
 
 impl Reply {
@@ -37,6 +100,7 @@ impl Reply {
         Reply {
             text: text.into(),
             writes: Vec::new(),
+            past: None,
         }
     }
 }
@@ -282,6 +346,7 @@ fn help() -> Reply {
          - who's at the office?\n\
          - i am ff:ff:ff:ff:ff:ff (your device's MAC), and forget me\n\
          - meeting room temp (or temperature, hum, humidity, sound, noise, co2), or what's the temperature in the meeting room?\n\
+         - meeting room temp today (or yesterday): lowest, highest and mean\n\
          - set the meeting room temperature to 21\n\
          - status\n\
          - help",
@@ -396,6 +461,7 @@ fn bind(query: &Query, speaker: &Person, said: &str) -> Reply {
             person: speaker.clone(),
             mac,
         }],
+        past: None,
     }
 }
 
@@ -414,6 +480,7 @@ fn forget(query: &Query, speaker: &Person) -> Reply {
                 mac,
             })
             .collect(),
+        past: None,
     }
 }
 
@@ -456,6 +523,33 @@ fn reading(query: &Query, rooms: &[&Room], words: &[String], index: usize) -> Re
     let word = quantity_word(quantity, said);
     let mut asked: Vec<String> = words[..index].to_vec();
     asked.extend_from_slice(&words[index + 1..]);
+    let day = asked.iter().find_map(|word| match word.as_str() {
+        "today" => Some(Day::Today),
+        "yesterday" => Some(Day::Yesterday),
+        _ => None,
+    });
+    if let Some(day) = day {
+        asked.retain(|word| word != "today" && word != "yesterday");
+        if key_of(&asked).is_empty() {
+            return Reply::say(format!(
+                "Which room? Say for example \"meeting room {word} {}\".",
+                day.name()
+            ));
+        }
+        let room = match resolve_room(rooms, &asked) {
+            Ok(room) => room,
+            Err(reply) => return reply,
+        };
+        return Reply {
+            past: Some(PastQuestion {
+                room: room.clone(),
+                quantity,
+                day,
+                word: word.to_owned(),
+            }),
+            ..Reply::say("I'm sorry, I cannot read the history right now.")
+        };
+    }
     if key_of(&asked).is_empty() {
         // No room: every room that has this quantity, one per line.
         let lines: Vec<String> = rooms
@@ -641,5 +735,6 @@ fn set_target(query: &Query, speaker: &Person, rooms: &[&Room], words: &[String]
             unit: unit.to_owned(),
             set_by: speaker.clone(),
         }],
+        past: None,
     }
 }

@@ -6,7 +6,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::*;
+use super::{
+    reply::{Day, DaySummary, PastQuestion, past_answer},
+    *,
+};
 use crate::{
     office::{Write, testing::start_office},
     state::{
@@ -440,4 +443,76 @@ async fn the_bot_makes_its_writes_as_urgent_chat_writes() {
         Err(AskError::TooLong { .. })
     ));
     shutdown.cancel();
+}
+
+#[tokio::test]
+async fn today_and_yesterday_are_answered_from_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = NodeId::new("12D3KooWPast").unwrap();
+    let replica = Replica::new(id.clone(), DEFAULT_RETENTION_MS);
+    let shutdown = CancellationToken::new();
+    let (handle, _outbox, store) = start_office(dir.path(), replica, &shutdown).await;
+    // The room must exist in the state for the bot to know it.
+    handle
+        .write(Write::Reading {
+            sensor: SensorId::new("desk").unwrap(),
+            room: Room::new("lab").unwrap(),
+            quantity: Quantity::Temperature,
+            value: 22.0,
+            unit: "°C".into(),
+        })
+        .await
+        .unwrap();
+    let bot = Bot::new(handle.clone(), None, CONSIDER_HOME_MS).with_history(store.clone());
+    let mendes = Person::new("mendes").unwrap();
+    let now = physical_ms();
+    let rows: Vec<_> = [(20.0, 2000), (24.0, 1000)]
+        .into_iter()
+        .map(|(value, ago_ms)| crate::store::HistoryRow {
+            node: id.clone(),
+            sensor: SensorId::new("desk").unwrap(),
+            room: Room::new("lab").unwrap(),
+            quantity: Quantity::Temperature,
+            value,
+            measured_at_ms: now - ago_ms,
+        })
+        .collect();
+    store.observe(rows, now).await.unwrap();
+    let answer = bot.ask(&mendes, "lab temp today", 0).await.unwrap();
+    // The office also hands the history the reading written above, once it observes it.
+    assert!(
+        answer.starts_with("lab temp today: between 20.0°C and 24.0°C, "),
+        "{answer}"
+    );
+    let answer = bot.ask(&mendes, "lab temp yesterday", 0).await.unwrap();
+    assert_eq!(
+        answer,
+        "I'm sorry, I have no temperature history of the lab for yesterday."
+    );
+    let answer = bot.ask(&mendes, "temp today", 0).await.unwrap();
+    assert_eq!(
+        answer,
+        "Which room? Say for example \"meeting room temp today\"."
+    );
+    shutdown.cancel();
+}
+
+#[test]
+fn a_past_answer_names_the_day_and_the_range() {
+    let question = PastQuestion {
+        room: Room::new("meeting room").unwrap(),
+        quantity: Quantity::Temperature,
+        day: Day::Yesterday,
+        word: "temp".into(),
+    };
+    let summary = DaySummary {
+        count: 1440,
+        min: 21.0,
+        max: 23.5,
+        mean: 22.14,
+    };
+    assert_eq!(
+        past_answer(&question, Some(summary)),
+        "meeting room temp yesterday: between 21.0°C and 23.5°C, 22.1°C on average (1440 readings)"
+    );
 }

@@ -207,11 +207,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let http = listener.local_addr()?;
     let local_token = leave_token(http, &api_token);
     let consider_home_ms = config.presence.consider_home.as_millis() as u64;
-    let bot = Arc::new(Bot::new(
-        office_handle.clone(),
-        config.bot.name.as_ref().map(ToString::to_string),
-        consider_home_ms,
-    ));
+    let bot = Arc::new(
+        Bot::new(
+            office_handle.clone(),
+            config.bot.name.as_ref().map(ToString::to_string),
+            consider_home_ms,
+        )
+        .with_history(store.clone()),
+    );
     let api = Arc::new(Api {
         office: office_handle.clone(),
         peers: Box::new(NetPeers {
