@@ -10,7 +10,7 @@ use rusqlite::{Connection, Transaction};
 
 /// The schema version this build writes and reads. A file with a higher version was written
 /// by a newer officemesh and is refused, untouched.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Marks the file as officemesh's (`PRAGMA application_id`, "OMSH"), so that another
 /// program's SQLite file found at our path is refused rather than migrated.
@@ -20,7 +20,7 @@ pub(super) const APPLICATION_ID: i32 = 0x4f4d_5348;
 type Step = fn(&Transaction<'_>) -> rusqlite::Result<()>;
 
 /// `STEPS[n]` takes the schema from version `n` to `n + 1`; version 0 is an empty file.
-const STEPS: [Step; SCHEMA_VERSION as usize] = [create_v1];
+const STEPS: [Step; SCHEMA_VERSION as usize] = [create_v1, add_journal_v2];
 
 /// Version 1.
 ///
@@ -88,6 +88,23 @@ fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.pragma_update(None, "application_id", APPLICATION_ID)
 }
 
+/// Version 2: the journal.
+///
+/// - `journal`: deltas of the replica saved since the `snapshot` row (its *base*), as
+///   `wire::encode_delta` bytes, one row per save. Loading joins every row into the base, in
+///   any order (joins commute); rewriting the base deletes them in the same transaction. The
+///   id only tells an operator which row came last.
+///
+/// A version 1 file has a snapshot and no journal: its state is the snapshot, as before.
+fn add_journal_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE journal (
+            id INTEGER PRIMARY KEY,
+            encoded BLOB NOT NULL
+        );",
+    )
+}
+
 /// The schema version of an open database.
 pub(super) fn version(conn: &Connection) -> rusqlite::Result<u32> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
@@ -103,14 +120,21 @@ pub(super) struct Migrated {
 /// Brings a database at version `from` (checked to be at most [`SCHEMA_VERSION`]) up to
 /// [`SCHEMA_VERSION`], one step per transaction.
 pub(super) fn migrate(conn: &mut Connection, from: u32) -> rusqlite::Result<Migrated> {
-    for version in from..SCHEMA_VERSION {
+    migrate_to(conn, from, SCHEMA_VERSION)?;
+    Ok(Migrated {
+        from,
+        to: SCHEMA_VERSION,
+    })
+}
+
+/// Runs the steps from version `from` to version `to`; tests use it to make the files older
+/// versions wrote.
+pub(super) fn migrate_to(conn: &mut Connection, from: u32, to: u32) -> rusqlite::Result<()> {
+    for version in from..to {
         let tx = conn.transaction()?;
         STEPS[version as usize](&tx)?;
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
     }
-    Ok(Migrated {
-        from,
-        to: SCHEMA_VERSION,
-    })
+    Ok(())
 }
