@@ -773,6 +773,16 @@ pub(crate) mod testing {
         replica: Replica,
         shutdown: &CancellationToken,
     ) -> (OfficeHandle, mpsc::Receiver<Outgoing>, StoreHandle) {
+        start_office_saving_every(dir, replica, shutdown, SAVE_INTERVAL).await
+    }
+
+    /// [`start_office`] with the periodic save every `save_interval`.
+    pub async fn start_office_saving_every(
+        dir: &Path,
+        replica: Replica,
+        shutdown: &CancellationToken,
+        save_interval: Duration,
+    ) -> (OfficeHandle, mpsc::Receiver<Outgoing>, StoreHandle) {
         let store = StoreHandle::spawn(Store::open(dir).expect("a store in a fresh directory"))
             .expect("the store thread starts");
         let identity = Identity {
@@ -780,7 +790,7 @@ pub(crate) mod testing {
             room: Room::new("lab").unwrap(),
             started_at_ms: 0,
         };
-        let (office, handle, outbox) = Office::new(replica, identity, store.clone(), SAVE_INTERVAL)
+        let (office, handle, outbox) = Office::new(replica, identity, store.clone(), save_interval)
             .await
             .expect("the first save succeeds");
         tokio::spawn(office.run(shutdown.clone()));
@@ -790,13 +800,72 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::{path::Path, time::Instant};
 
     use super::{
-        testing::{SAVE_INTERVAL, start_office},
+        testing::{SAVE_INTERVAL, start_office, start_office_saving_every},
         *,
     };
-    use crate::state::{DEFAULT_RETENTION_MS, Quantity, SensorId};
+    use crate::{
+        state::{DEFAULT_RETENTION_MS, Part, Person, Quantity, SensorId},
+        store::{self, JOURNAL_FLOOR_BYTES, Saved},
+    };
+
+    /// A periodic save far beyond any test: saves seen are the other kinds.
+    const HOURLY: Duration = Duration::from_secs(3600);
+
+    fn reading(sensor: &str, value: f64) -> Write {
+        Write::Reading {
+            sensor: SensorId::new(sensor).unwrap(),
+            room: Room::new("lab").unwrap(),
+            quantity: Quantity::Temperature,
+            value,
+            unit: "°C".into(),
+        }
+    }
+
+    /// A peer of the office, whose writes the tests merge.
+    fn peer() -> Replica {
+        let mut peer = Replica::new(NodeId::new("12D3KooWPeer").unwrap(), DEFAULT_RETENTION_MS);
+        peer.snapshot();
+        peer
+    }
+
+    /// Merges a few readings of `peer` into the office: pending changes this node leaves to
+    /// its peers.
+    async fn merge_peer_readings(handle: &OfficeHandle, peer: &mut Replica) {
+        for index in 0..5 {
+            let delta = peer
+                .record_reading(
+                    SensorId::new(&format!("peer-{index}")).unwrap(),
+                    Room::new("hall").unwrap(),
+                    Quantity::Temperature,
+                    19.0,
+                    "°C",
+                    physical_ms(),
+                )
+                .unwrap();
+            let report = handle.merge(delta, peer.id().clone()).await.unwrap();
+            assert_eq!(report.added, 1, "{report:?}");
+        }
+    }
+
+    /// What the store of `dir` holds now (base and journal).
+    fn saved(dir: &Path) -> Saved {
+        store::peek(dir).unwrap().expect("a saved replica")
+    }
+
+    fn parts(delta: &Delta) -> Vec<Part> {
+        delta.store.dots().map(|(part, _)| part).collect()
+    }
+
+    /// Whether `delta` has seen any write of `writer`.
+    fn knows_writer(delta: &Delta, writer: &NodeId) -> bool {
+        delta
+            .context
+            .get(writer)
+            .is_some_and(|seen| !seen.is_empty())
+    }
 
     /// How long a test waits for the store thread, in real time.
     const DEADLINE: Duration = Duration::from_secs(20);
@@ -809,6 +878,166 @@ mod tests {
             assert!(Instant::now() < deadline, "timed out waiting for: {what}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn an_acknowledged_write_saves_its_own_delta_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = NodeId::new("12D3KooWAcked").unwrap();
+        let shutdown = CancellationToken::new();
+        let replica = Replica::new(id.clone(), DEFAULT_RETENTION_MS);
+        let (handle, mut outbox, _store) =
+            start_office_saving_every(dir.path(), replica, &shutdown, HOURLY).await;
+        tokio::spawn(async move { while outbox.recv().await.is_some() {} });
+        let mut peer = peer();
+        merge_peer_readings(&handle, &mut peer).await;
+        handle.write(reading("polled", 20.0)).await.unwrap();
+        assert!(
+            saved(dir.path()).journal.is_empty(),
+            "nothing acknowledged yet"
+        );
+
+        let target = Write::Target {
+            room: Room::new("lab").unwrap(),
+            quantity: Quantity::Temperature,
+            value: 21.0,
+            unit: "°C".into(),
+            set_by: Person::new("ada").unwrap(),
+        };
+        handle.write_durable(target).await.unwrap();
+        // Answered: the append is on disk now, with no wait.
+        let journal = saved(dir.path()).journal;
+        assert_eq!(journal.len(), 1, "{journal:?}");
+        assert_eq!(parts(&journal[0]), [Part::Targets]);
+        assert!(!knows_writer(&journal[0], peer.id()), "{:?}", journal[0]);
+        assert!(handle.unsaved(), "the rest is still pending");
+        shutdown.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_periodic_save_keeps_this_nodes_writes_and_leaves_peers_readings() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = NodeId::new("12D3KooWPeriodic").unwrap();
+        let shutdown = CancellationToken::new();
+        let replica = Replica::new(id.clone(), DEFAULT_RETENTION_MS);
+        let (handle, mut outbox, _store) =
+            start_office_saving_every(dir.path(), replica, &shutdown, HOURLY).await;
+        tokio::spawn(async move { while outbox.recv().await.is_some() {} });
+        let mut peer = peer();
+        merge_peer_readings(&handle, &mut peer).await;
+        handle.write(reading("polled", 20.0)).await.unwrap();
+        assert!(handle.unsaved());
+
+        tokio::time::sleep(HOURLY).await;
+        poll_until("the periodic save", async || !handle.unsaved()).await;
+        // Paused time runs on while the store thread works: later saves (of heartbeats) may
+        // follow; the first holds what was pending.
+        let journal = saved(dir.path()).journal;
+        assert!(!journal.is_empty());
+        assert!(
+            journal.iter().all(|delta| !knows_writer(delta, peer.id())),
+            "{journal:?}"
+        );
+        let kept = parts(&journal[0]);
+        assert!(kept.contains(&Part::Readings), "{kept:?}");
+        assert!(kept.contains(&Part::Nodes), "the heartbeat: {kept:?}");
+        assert!(
+            journal[0].store.dots().all(|(_, dot)| dot.writer == id),
+            "{:?}",
+            journal[0]
+        );
+        // The peer's readings and their dots are left out: sync brings them back.
+        assert!(!knows_writer(&journal[0], peer.id()), "{:?}", journal[0]);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_merged_target_is_saved_within_about_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let shutdown = CancellationToken::new();
+        let replica = Replica::new(NodeId::new("12D3KooWPrompt").unwrap(), DEFAULT_RETENTION_MS);
+        let (handle, mut outbox, _store) =
+            start_office_saving_every(dir.path(), replica, &shutdown, HOURLY).await;
+        tokio::spawn(async move { while outbox.recv().await.is_some() {} });
+        let mut peer = peer();
+        merge_peer_readings(&handle, &mut peer).await;
+        let set = peer
+            .set_target(
+                Room::new("hall").unwrap(),
+                Quantity::Temperature,
+                23.0,
+                "°C",
+                Person::new("grace").unwrap(),
+                physical_ms(),
+            )
+            .unwrap();
+        let target_dot = set.store.targets.iter().next().unwrap().1.clone();
+        let merged_at = Instant::now();
+        handle.merge(set, peer.id().clone()).await.unwrap();
+        poll_until("the merged target saved", async || {
+            saved(dir.path())
+                .journal
+                .iter()
+                .any(|delta| delta.context.contains(&target_dot))
+        })
+        .await;
+        let waited = merged_at.elapsed();
+        assert!(
+            waited < PROMPT_SAVE_DELAY * 5,
+            "saved {waited:?} after the merge"
+        );
+        // The same restricted append as the periodic save: the target with this node's own
+        // pending writes (its heartbeat), not the peer's readings.
+        let journal = saved(dir.path()).journal;
+        assert_eq!(journal.len(), 1, "{journal:?}");
+        let peer_writes: Vec<Part> = journal[0]
+            .store
+            .dots()
+            .filter(|(_, dot)| dot.writer == *peer.id())
+            .map(|(part, _)| part)
+            .collect();
+        assert_eq!(peer_writes, [Part::Targets]);
+        let peer_seen = journal[0].context.get(peer.id()).unwrap();
+        assert_eq!(peer_seen.count(), 1, "only the target's dot: {peer_seen:?}");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_journal_is_folded_into_a_new_base_once_it_outgrows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = NodeId::new("12D3KooWCompact").unwrap();
+        let shutdown = CancellationToken::new();
+        let replica = Replica::new(id.clone(), DEFAULT_RETENTION_MS);
+        let (handle, mut outbox, _store) =
+            start_office_saving_every(dir.path(), replica, &shutdown, HOURLY).await;
+        tokio::spawn(async move { while outbox.recv().await.is_some() {} });
+        let first_ceiling = saved(dir.path()).base.seq_ceiling;
+        // Each acknowledged reading appends about a hundred bytes: enough of them pass the
+        // floor, the base being tiny.
+        let writes = 2 * JOURNAL_FLOOR_BYTES / 100;
+        for index in 0..writes {
+            handle
+                .write_durable(reading("pushed", 20.0 + (index % 10) as f64))
+                .await
+                .unwrap();
+        }
+        let saved = saved(dir.path());
+        assert!(
+            saved.base.seq_ceiling > first_ceiling,
+            "no new base after {writes} appends"
+        );
+        assert!(
+            (saved.journal.len() as u64) < writes,
+            "{} rows left",
+            saved.journal.len()
+        );
+        let last = saved
+            .restore(DEFAULT_RETENTION_MS)
+            .latest::<crate::state::Reading>()
+            .map(|(_, reading)| reading.value)
+            .next();
+        assert_eq!(last, Some(20.0 + ((writes - 1) % 10) as f64));
+        shutdown.cancel();
     }
 
     #[tokio::test]

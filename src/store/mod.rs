@@ -329,67 +329,13 @@ impl Store {
     /// The replica saved last, if any: the base and its journal. Restore it with
     /// [`Saved::restore`], then take and save a new snapshot before the first write.
     pub fn load(&self) -> Result<Option<Saved>, StoreError> {
-        let base = self.load_snapshot()?;
-        let mut rows = self
-            .conn
-            .prepare("SELECT id, encoded FROM journal ORDER BY id")
-            .at(&self.path)?;
-        let mut journal = Vec::new();
-        let mut found = rows.query([]).at(&self.path)?;
-        while let Some(row) = found.next().at(&self.path)? {
-            let id: i64 = row.get(0).at(&self.path)?;
-            let encoded: Vec<u8> = row.get(1).at(&self.path)?;
-            let delta = wire::decode_saved_delta(&encoded).map_err(|error| {
-                corrupt(
-                    &self.path,
-                    format!("journal row {id} does not decode: {error}"),
-                )
-            })?;
-            journal.push(delta);
-        }
-        match base {
-            Some(base) => Ok(Some(Saved { base, journal })),
-            None if journal.is_empty() => Ok(None),
-            None => Err(corrupt(
-                &self.path,
-                format!(
-                    "the journal has {} rows but there is no saved replica under them",
-                    journal.len()
-                ),
-            )),
-        }
+        load_saved(&self.conn, &self.path)
     }
 
     /// The base snapshot alone, without the journal since it.
+    #[cfg(test)]
     fn load_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
-        let row: Option<(String, i64, Vec<u8>)> = self
-            .conn
-            .query_row(
-                "SELECT node_id, seq_ceiling, encoded FROM snapshot WHERE id = 1",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
-            .optional()
-            .at(&self.path)?;
-        let Some((node_id, seq_ceiling, encoded)) = row else {
-            return Ok(None);
-        };
-        let snapshot = wire::decode_snapshot(&encoded).map_err(|error| {
-            corrupt(
-                &self.path,
-                format!("the saved replica of {node_id} does not decode: {error}"),
-            )
-        })?;
-        if snapshot.id.as_str() != node_id || ceiling_column(snapshot.seq_ceiling) != seq_ceiling {
-            return Err(corrupt(
-                &self.path,
-                format!(
-                    "the saved replica is of {} with sequence ceiling {}, but its row says {node_id} with ceiling {seq_ceiling}",
-                    snapshot.id, snapshot.seq_ceiling
-                ),
-            ));
-        }
-        Ok(Some(snapshot))
+        load_base(&self.conn, &self.path)
     }
 
     /// Saves a replica snapshot as the new base, replacing the previous one and deleting the
@@ -641,6 +587,84 @@ impl Store {
         restored?;
         Ok(value)
     }
+}
+
+/// The saved replica in the database `conn` (at `path`, for errors): the base snapshot and
+/// the journal of deltas since it.
+fn load_saved(conn: &Connection, path: &Path) -> Result<Option<Saved>, StoreError> {
+    let base = load_base(conn, path)?;
+    let mut rows = conn
+        .prepare("SELECT id, encoded FROM journal ORDER BY id")
+        .at(path)?;
+    let mut journal = Vec::new();
+    let mut found = rows.query([]).at(path)?;
+    while let Some(row) = found.next().at(path)? {
+        let id: i64 = row.get(0).at(path)?;
+        let encoded: Vec<u8> = row.get(1).at(path)?;
+        let delta = wire::decode_saved_delta(&encoded)
+            .map_err(|error| corrupt(path, format!("journal row {id} does not decode: {error}")))?;
+        journal.push(delta);
+    }
+    match base {
+        Some(base) => Ok(Some(Saved { base, journal })),
+        None if journal.is_empty() => Ok(None),
+        None => Err(corrupt(
+            path,
+            format!(
+                "the journal has {} rows but there is no saved replica under them",
+                journal.len()
+            ),
+        )),
+    }
+}
+
+/// The base snapshot in the database `conn`, without the journal since it.
+fn load_base(conn: &Connection, path: &Path) -> Result<Option<Snapshot>, StoreError> {
+    let row: Option<(String, i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT node_id, seq_ceiling, encoded FROM snapshot WHERE id = 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()
+        .at(path)?;
+    let Some((node_id, seq_ceiling, encoded)) = row else {
+        return Ok(None);
+    };
+    let snapshot = wire::decode_snapshot(&encoded).map_err(|error| {
+        corrupt(
+            path,
+            format!("the saved replica of {node_id} does not decode: {error}"),
+        )
+    })?;
+    if snapshot.id.as_str() != node_id || ceiling_column(snapshot.seq_ceiling) != seq_ceiling {
+        return Err(corrupt(
+            path,
+            format!(
+                "the saved replica is of {} with sequence ceiling {}, but its row says {node_id} with ceiling {seq_ceiling}",
+                snapshot.id, snapshot.seq_ceiling
+            ),
+        ));
+    }
+    Ok(Some(snapshot))
+}
+
+/// What the store of `data_dir` holds right now, read through a read-only connection of its
+/// own (no lock), in one read transaction: for tests of the modules above that watch a
+/// running store.
+#[cfg(test)]
+pub(crate) fn peek(data_dir: &Path) -> Result<Option<Saved>, StoreError> {
+    let path = data_dir.join(DB_FILE_NAME);
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .at(&path)?;
+    conn.busy_timeout(BUSY_TIMEOUT).at(&path)?;
+    let tx = conn.unchecked_transaction().at(&path)?;
+    let saved = load_saved(&tx, &path);
+    tx.finish().at(&path)?;
+    saved
 }
 
 /// The sequence ceiling as its column holds it. A replica's ceiling never exceeds
