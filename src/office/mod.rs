@@ -559,14 +559,17 @@ impl Office {
                 .is_some_and(|since| since + PROMPT_SAVE_DELAY <= tokio::time::Instant::now())
     }
 
-    /// Starts the save that is due, with the pending history, unless a save is already on
-    /// its way (`finished` starts the next one when it lands). By priority: a new base when
-    /// the journal has outgrown it (it holds everything, the durable writes waiting too);
-    /// the durable writes waiting, alone; the pending changes this node keeps.
+    /// Starts the save that is due, unless a save is already on its way (`finished` starts
+    /// the next one when it lands). By priority: a new base when the journal has outgrown it
+    /// (it holds everything, the durable writes waiting too); the durable writes waiting,
+    /// alone; the pending changes this node keeps. The pending history goes with the first
+    /// and the last: an acknowledgement writes its own delta and nothing else, since every
+    /// table a transaction touches costs a page written and synced.
     fn start_save(&mut self) {
         if self.saving {
             return;
         }
+        let mut with_history = true;
         let (replica, taken) = if self.compact {
             let snapshot = self.replica.snapshot();
             let taken = self.take_all(Some(snapshot.seq_ceiling));
@@ -588,6 +591,7 @@ impl Office {
             };
             let sync = SyncMode::Full;
             let delta = Box::new(delta);
+            with_history = false;
             (ReplicaSave::Journal { delta, sync }, taken)
         } else if self.pending_due() {
             if self.pending.is_empty() && self.history.is_empty() {
@@ -615,7 +619,11 @@ impl Office {
         } else {
             return;
         };
-        let history = mem::take(&mut self.history);
+        let history = if with_history {
+            mem::take(&mut self.history)
+        } else {
+            Vec::new()
+        };
         let store = self.store.clone();
         self.saving = true;
         self.in_flight.push(
