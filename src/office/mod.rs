@@ -922,6 +922,40 @@ mod tests {
         shutdown.cancel();
     }
 
+    #[tokio::test]
+    async fn an_acknowledged_write_whose_append_fails_is_answered_not_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let shutdown = CancellationToken::new();
+        let replica = Replica::new(
+            NodeId::new("12D3KooWFailing").unwrap(),
+            DEFAULT_RETENTION_MS,
+        );
+        let (handle, mut outbox, store) =
+            start_office_saving_every(dir.path(), replica, &shutdown, HOURLY).await;
+        tokio::spawn(async move { while outbox.recv().await.is_some() {} });
+        handle.write_durable(reading("pushed", 20.0)).await.unwrap();
+        // The store thread stops: every save from now on fails, as on a dead card.
+        store.close().await.unwrap();
+        let error = handle
+            .write_durable(reading("pushed", 21.0))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, OfficeError::NotSaved(text) if text.contains("closed")),
+            "{error:?}"
+        );
+        assert_eq!(
+            handle
+                .view()
+                .latest::<crate::state::Reading>()
+                .next()
+                .map(|(_, r)| r.value),
+            Some(21.0),
+            "made in memory, for peers to get"
+        );
+        shutdown.cancel();
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_periodic_save_keeps_this_nodes_writes_and_leaves_peers_readings() {
         let dir = tempfile::tempdir().unwrap();
