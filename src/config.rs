@@ -105,9 +105,12 @@ retention_days = 7
 
 [store]
 # Seconds between two saves of what the node would observe again anyway: its sensors' polled
-# readings, network scans, its heartbeat, what peers sent (they send it again). What the API or
-# the chat acknowledged, alerts and sequence-number leases are saved at once, whatever this
-# says. Longer spares the SD card; a kill -9 loses at most this much of the node's own history.
+# readings, network scans, its heartbeat (peers' readings and scans are not saved between new
+# bases at all: they send them again). What the API or the chat acknowledged, alerts,
+# sequence-number leases, and what people said or alerts raised on other nodes are saved at
+# once (within a second for the last two), whatever this says. Each save appends only what
+# changed. Longer spares the SD card; a kill -9 loses at most this much of the node's own
+# history.
 save_interval_s = 300
 
 [history]

@@ -141,17 +141,19 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let api_token_path = data_dir.join(API_TOKEN_FILE);
     let (api_token, api_token_path) = api_token(&config, &api_token_path)?;
 
-    let replica = match store.load_snapshot()? {
-        Some(snapshot) if snapshot.id != node_id => bail!(
+    let replica = match store.load()? {
+        Some(saved) if saved.base.id != node_id => bail!(
             "the saved state in {} belongs to node {}, but this node's key is {node_id}",
             store.path().display(),
-            snapshot.id
+            saved.base.id
         ),
-        Some(snapshot) => {
-            let replica = Replica::restore(snapshot, config.state.retention_ms());
+        Some(saved) => {
+            let deltas = saved.journal.len();
+            let replica = saved.restore(config.state.retention_ms());
             info!(
                 entries = replica.store().len(),
                 seq = replica.seq(),
+                deltas,
                 "office state restored"
             );
             replica

@@ -6,12 +6,25 @@
 //! publishes the new state on a watch channel for readers (HTTP, bot), and saves to the store
 //! in batches. The store runs on its own thread ([`StoreHandle`]): a save is sent and the
 //! actor goes on serving while the card writes it.
+//!
+//! What it saves is what changed, as deltas appended to the store's journal under a base
+//! snapshot, one save at a time:
+//! - a write someone is told is done: its own delta, synced, shared by the writes waiting
+//!   together (group commit);
+//! - every `[store] save_interval_s`: the changes since the last such save (`pending`)
+//!   restricted to what this node keeps itself ([`keep::kept_by`]: its own writes, what
+//!   people said, alerts), not synced; peers give the rest back by sync after a crash;
+//! - within [`PROMPT_SAVE_DELAY`] of a merge that brought what people said or an alert: the
+//!   same, synced;
+//! - a new base (the whole replica, which empties the journal) for every lease of sequence
+//!   numbers, when the journal has outgrown the base, and at shutdown.
 
 pub mod alerts;
 pub mod config;
 pub mod write;
 
 use std::{
+    mem,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -29,9 +42,9 @@ pub use self::write::Write;
 use crate::{
     state::{
         Delta, Digest, MergeReport, NodeId, NodeName, ReadingKey, Replica, Room, SEQ_LEASE,
-        Version, WriteError,
+        Version, WriteError, keep,
     },
-    store::{HistoryRow, SaveOutcome, StoreError, StoreHandle},
+    store::{HistoryRow, ReplicaSave, SaveOutcome, StoreError, StoreHandle, SyncMode},
 };
 
 /// Commands waiting for the actor: HTTP requests, sensor readings, network merges. A burst of
@@ -56,6 +69,11 @@ pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(3600);
 /// the minute history. They are kept in memory there until their hour ends, so this costs
 /// no disk write; it only sets how fresh a chart of the last minutes is.
 pub const OBSERVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How soon after a merge brings what people said (bindings, targets) or an alert raised
+/// elsewhere the node saves it, synced. Short, so a crash right after loses little of it;
+/// not zero, so a burst of merges (a sync after a partition) shares one sync.
+pub const PROMPT_SAVE_DELAY: Duration = Duration::from_secs(1);
 
 /// How many sequence numbers a write may still use before the last *saved* lease runs out
 /// and the actor waits for a save. A snapshot raises the replica's ceiling at once, but a
@@ -95,6 +113,12 @@ pub enum OfficeError {
 }
 
 type WriteReply = oneshot::Sender<Result<(), OfficeError>>;
+
+/// A write someone is told is done, waiting for a save: its own delta and whom to answer.
+struct Waiting {
+    delta: Delta,
+    reply: WriteReply,
+}
 
 enum Command {
     Write {
@@ -203,13 +227,24 @@ pub struct Identity {
 
 /// Store work the actor sent and has not heard back from.
 enum StoreDone {
-    /// A periodic save of the state as of change number `generation`.
     Saved {
-        generation: u64,
-        ceiling: Option<u64>,
+        taken: Box<Taken>,
         outcome: SaveOutcome,
     },
     Observed(Result<usize, StoreError>),
+}
+
+/// What a save on its way took from the actor, to settle when it lands.
+struct Taken {
+    /// The change number the save was taken at.
+    generation: u64,
+    /// The sequence ceiling of a new base.
+    ceiling: Option<u64>,
+    /// The pending changes it holds (all of them, or the part this node keeps); joined back
+    /// into `pending` if it fails.
+    pending: Option<Delta>,
+    /// The durable writes it holds, answered when it lands.
+    replies: Vec<WriteReply>,
 }
 
 /// The actor's state; runs until `shutdown`, then saves one last time.
@@ -220,10 +255,20 @@ pub struct Office {
     commands: mpsc::Receiver<Command>,
     outbox: mpsc::Sender<Outgoing>,
     view: watch::Sender<Arc<Replica>>,
-    /// Changed since the last save; shared with the handles.
+    /// Changed since the last save of pending changes; shared with the handles.
     unsaved: Arc<AtomicBool>,
     /// Counts changes, so a save that lands knows whether it holds the latest one.
     generation: u64,
+    /// Every change since the last save of pending changes or base: this node's writes and
+    /// what merges admitted. Below the replica's state in the lattice order, always.
+    pending: Delta,
+    /// When `pending` first held what people said or an alert from a merge, not saved yet:
+    /// it is saved, synced, [`PROMPT_SAVE_DELAY`] after.
+    news_since: Option<tokio::time::Instant>,
+    /// The periodic save of `pending` is due.
+    periodic_due: bool,
+    /// The journal has outgrown its base: the next save is a new base.
+    compact: bool,
     /// The sequence ceiling of the last snapshot the store confirmed.
     saved_ceiling: u64,
     /// This node's readings not yet handed to the store, for the raw history.
@@ -235,8 +280,8 @@ pub struct Office {
     in_flight: FuturesUnordered<BoxFuture<'static, StoreDone>>,
     /// Whether one of `in_flight` is a save: saves go one at a time.
     saving: bool,
-    /// Durable writes waiting for a save of their change number (or a later one).
-    waiting: Vec<(u64, WriteReply)>,
+    /// Durable writes waiting for a save (the next one: not one on its way already).
+    waiting: Vec<Waiting>,
     /// How often what changed without an acknowledgement is saved (`[store]`).
     save_interval: Duration,
 }
@@ -271,6 +316,10 @@ impl Office {
             view,
             unsaved: unsaved.clone(),
             generation: 0,
+            pending: Delta::default(),
+            news_since: None,
+            periodic_due: false,
+            compact: false,
             saved_ceiling,
             history: Vec::new(),
             seen: Vec::new(),
@@ -305,6 +354,11 @@ impl Office {
         );
         let mut observe = tokio::time::interval(OBSERVE_INTERVAL);
         loop {
+            // Disarmed while a save is on its way: `finished` starts the save when it lands.
+            let prompt = self
+                .news_since
+                .filter(|_| !self.saving)
+                .map(|since| since + PROMPT_SAVE_DELAY);
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 command = self.commands.recv() => match command {
@@ -314,7 +368,11 @@ impl Office {
                 Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.finished(done);
                 }
-                _ = save.tick() => self.start_save(),
+                _ = save.tick() => {
+                    self.periodic_due = true;
+                    self.start_save();
+                }
+                () = sleep_until_some(prompt), if prompt.is_some() => self.start_save(),
                 _ = heartbeat.tick() => self.announce().await,
                 _ = expiry.tick() => self.expire(),
                 _ = observe.tick() => self.start_observe(),
@@ -322,7 +380,8 @@ impl Office {
         }
         self.start_observe();
         self.finish_store_work().await;
-        self.unsaved.store(true, Ordering::Relaxed);
+        // A new base: the whole replica, and an empty journal for the next start to load.
+        self.compact = true;
         self.start_save();
         self.finish_store_work().await;
         if self.unsaved.load(Ordering::Relaxed) {
@@ -339,14 +398,14 @@ impl Office {
                 durable,
                 reply,
             } => match self.write(write).await {
-                Ok(()) if durable => {
+                Ok(delta) if durable => {
                     // Saved now, or with the next save if one is on its way: writes that
                     // arrive meanwhile share that one.
-                    self.waiting.push((self.generation, reply));
+                    self.waiting.push(Waiting { delta, reply });
                     self.start_save();
                 }
                 result => {
-                    let _ = reply.send(result);
+                    let _ = reply.send(result.map(drop));
                 }
             },
             Command::Merge { delta, from, reply } => {
@@ -359,7 +418,15 @@ impl Office {
                     .filter(|(_, dot, _)| !self.replica.context().contains(dot))
                     .map(|(key, dot, reading)| (key.clone(), dot.clone(), reading.clone()))
                     .collect();
-                let report = self.replica.merge(delta, &from, physical_ms());
+                let news = keep::has_news_kept_from_anyone(&delta, self.replica.context());
+                let (report, admitted) = self.replica.merge_admitted(delta, &from, physical_ms());
+                // Even a merge that changed no write may have grown the context.
+                if !admitted.is_empty() {
+                    self.pending.join(&admitted);
+                    if news && self.news_since.is_none() {
+                        self.news_since = Some(tokio::time::Instant::now());
+                    }
+                }
                 if report.changed() {
                     self.changed();
                 }
@@ -385,7 +452,8 @@ impl Office {
         }
     }
 
-    async fn write(&mut self, write: Write) -> Result<(), OfficeError> {
+    /// Makes a local write and returns its delta.
+    async fn write(&mut self, write: Write) -> Result<Delta, OfficeError> {
         self.ensure_saved_lease().await?;
         let urgent = write.urgent();
         let delta = match write.apply(&mut self.replica, physical_ms()) {
@@ -395,12 +463,17 @@ impl Office {
             }
             other => other?,
         };
+        self.pending.join(&delta);
         self.changed();
         self.remember_history(&write);
-        if self.outbox.send(Outgoing { delta, urgent }).await.is_err() {
+        let outgoing = Outgoing {
+            delta: delta.clone(),
+            urgent,
+        };
+        if self.outbox.send(outgoing).await.is_err() {
             debug!("network stopped; the write stays local until sync");
         }
-        Ok(())
+        Ok(delta)
     }
 
     /// Waits, when the saved lease of sequence numbers is close to used up, until a save
@@ -416,16 +489,23 @@ impl Office {
         self.save_lease().await
     }
 
-    /// Reserves a new lease of sequence numbers and waits until it is saved. Saves already
-    /// on their way land first: the store refuses a snapshot older than one it holds, and
-    /// the durable writes waiting on that older save would be told it failed.
+    /// Reserves a new lease of sequence numbers and waits until it is saved, as a new base.
+    /// Saves already on their way land first: the store refuses a snapshot older than one it
+    /// holds, and the durable writes waiting on that older save would be told it failed.
+    ///
+    /// The base holds every change made so far: the pending changes and the durable writes
+    /// waiting are saved with it.
     async fn save_lease(&mut self) -> Result<(), OfficeError> {
         self.finish_store_work().await;
         let snapshot = self.replica.snapshot();
         let ceiling = snapshot.seq_ceiling;
-        self.store.save_snapshot(snapshot).await?;
-        self.saved_ceiling = self.saved_ceiling.max(ceiling);
-        Ok(())
+        let taken = self.take_all(Some(ceiling));
+        let saved = self.store.save_snapshot(snapshot).await;
+        self.landed(
+            taken,
+            &saved.as_ref().map(drop).map_err(ToString::to_string),
+        );
+        Ok(saved?)
     }
 
     async fn announce(&mut self) {
@@ -457,6 +537,7 @@ impl Office {
         }
         match result {
             Ok(delta) => {
+                self.pending.join(&delta);
                 self.changed();
                 let _ = self
                     .outbox
@@ -522,29 +603,113 @@ impl Office {
         self.view.send_replace(Arc::new(self.replica.clone()));
     }
 
-    /// Sends the state (when it changed) and the pending history to the store, unless a save
-    /// is already on its way: the next tick sends what changed meanwhile.
+    /// Whether the pending changes are due for a save: the periodic one, or the prompt one
+    /// after news from a merge.
+    fn pending_due(&self) -> bool {
+        self.periodic_due
+            || self
+                .news_since
+                .is_some_and(|since| since + PROMPT_SAVE_DELAY <= tokio::time::Instant::now())
+    }
+
+    /// Starts the save that is due, unless a save is already on its way (`finished` starts
+    /// the next one when it lands). By priority: a new base when the journal has outgrown it
+    /// (it holds everything, the durable writes waiting too); the durable writes waiting,
+    /// alone; the pending changes this node keeps. The pending history goes with the first
+    /// and the last: an acknowledgement writes its own delta and nothing else, since every
+    /// table a transaction touches costs a page written and synced.
     fn start_save(&mut self) {
-        let dirty = self.unsaved.load(Ordering::Relaxed);
-        if self.saving || (!dirty && self.history.is_empty()) {
+        if self.saving {
             return;
         }
-        let snapshot = dirty.then(|| self.replica.snapshot());
-        let ceiling = snapshot.as_ref().map(|snapshot| snapshot.seq_ceiling);
-        let history = std::mem::take(&mut self.history);
-        let generation = self.generation;
+        let mut with_history = true;
+        let (replica, taken) = if self.compact {
+            let snapshot = self.replica.snapshot();
+            let taken = self.take_all(Some(snapshot.seq_ceiling));
+            (ReplicaSave::Base(Box::new(snapshot)), taken)
+        } else if !self.waiting.is_empty() {
+            // Only these writes' own deltas: other pending changes wait for their own save,
+            // or each acknowledgement would carry every merge since the last one.
+            let mut delta = Delta::default();
+            let mut replies = Vec::with_capacity(self.waiting.len());
+            for waiting in mem::take(&mut self.waiting) {
+                delta.join(&waiting.delta);
+                replies.push(waiting.reply);
+            }
+            let taken = Taken {
+                generation: self.generation,
+                ceiling: None,
+                pending: None,
+                replies,
+            };
+            let sync = SyncMode::Full;
+            let delta = Box::new(delta);
+            with_history = false;
+            (ReplicaSave::Journal { delta, sync }, taken)
+        } else if self.pending_due() {
+            if self.pending.is_empty() && self.history.is_empty() {
+                self.periodic_due = false;
+                self.news_since = None;
+                return;
+            }
+            let sync = if self.news_since.is_some() {
+                SyncMode::Full
+            } else {
+                SyncMode::Normal
+            };
+            let taken = self.take_all(None);
+            let pending = taken.pending.as_ref().expect("take_all takes the pending");
+            let kept = keep::kept_by(pending, self.replica.id());
+            let replica = if kept.is_empty() {
+                ReplicaSave::Nothing
+            } else {
+                ReplicaSave::Journal {
+                    delta: Box::new(kept),
+                    sync,
+                }
+            };
+            (replica, taken)
+        } else {
+            return;
+        };
+        let history = if with_history {
+            mem::take(&mut self.history)
+        } else {
+            Vec::new()
+        };
         let store = self.store.clone();
         self.saving = true;
         self.in_flight.push(
             async move {
                 StoreDone::Saved {
-                    generation,
-                    ceiling,
-                    outcome: store.save(snapshot, history).await,
+                    outcome: store.save(replica, history).await,
+                    taken: Box::new(taken),
                 }
             }
             .boxed(),
         );
+    }
+
+    /// Takes everything a save of all changes holds: the pending changes and, for a new base
+    /// (with its `ceiling`), the durable writes waiting too.
+    fn take_all(&mut self, ceiling: Option<u64>) -> Taken {
+        self.periodic_due = false;
+        self.news_since = None;
+        let replies = if ceiling.is_some() {
+            self.compact = false;
+            mem::take(&mut self.waiting)
+                .into_iter()
+                .map(|waiting| waiting.reply)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Taken {
+            generation: self.generation,
+            ceiling,
+            pending: Some(mem::take(&mut self.pending)),
+            replies,
+        }
     }
 
     /// Drops what expired. Merges expire entries too, but a node without peers must also
@@ -557,29 +722,12 @@ impl Office {
 
     fn finished(&mut self, done: StoreDone) {
         match done {
-            StoreDone::Saved {
-                generation,
-                ceiling,
-                outcome,
-            } => {
+            StoreDone::Saved { taken, outcome } => {
                 self.saving = false;
-                let snapshot = ceiling.map(|_| outcome.snapshot.map_err(|error| error.to_string()));
-                match &snapshot {
-                    Some(Ok(())) => {
-                        if let Some(ceiling) = ceiling {
-                            self.saved_ceiling = self.saved_ceiling.max(ceiling);
-                        }
-                        if generation == self.generation {
-                            self.unsaved.store(false, Ordering::Relaxed);
-                        }
-                    }
-                    // Keep running: peers hold the data, and the next tick tries again.
-                    Some(Err(error)) => error!(%error, "cannot save the office state; retrying"),
-                    None => {}
-                }
-                if let Some(result) = snapshot {
-                    self.answer_waiting(generation, &result);
-                }
+                let replica = outcome.replica.map_err(|error| error.to_string());
+                let journal_grew = replica.is_ok() && outcome.compact && !self.compact;
+                self.compact |= outcome.compact;
+                self.landed(*taken, &replica);
                 if let Err((error, mut rows)) = outcome.history {
                     warn!(%error, rows = rows.len(), "cannot append to the reading history; retrying");
                     // The rows that failed go before those written meanwhile, within the cap.
@@ -588,25 +736,49 @@ impl Office {
                     rows.drain(..excess);
                     self.history = rows;
                 }
+                // A failed new base is tried again with the next save that is due, not at
+                // once: on a full disk that would spin.
+                if journal_grew {
+                    self.start_save();
+                }
             }
             StoreDone::Observed(Err(error)) => {
                 warn!(%error, "cannot write the minute history; its open hours stay in memory and are retried");
             }
             StoreDone::Observed(Ok(_)) => {}
         }
-        // Durable writes made while that save ran go with the next one, now.
-        if !self.waiting.is_empty() {
+        // Durable writes made while that save ran go with the next one, now; so do pending
+        // changes that fell due meanwhile.
+        if !self.waiting.is_empty() || self.pending_due() {
             self.start_save();
         }
     }
 
-    /// Answers the durable writes a save of change number `generation` covered.
-    fn answer_waiting(&mut self, generation: u64, result: &Result<(), String>) {
-        let (covered, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .partition(|(change, _)| *change <= generation);
-        self.waiting = later;
-        for (_, reply) in covered {
+    /// Settles a save that landed with `result`: answers the durable writes it held, and
+    /// gives its pending changes back if it failed.
+    fn landed(&mut self, taken: Taken, result: &Result<(), String>) {
+        match result {
+            Ok(()) => {
+                if let Some(ceiling) = taken.ceiling {
+                    self.saved_ceiling = self.saved_ceiling.max(ceiling);
+                }
+                if taken.pending.is_some() && taken.generation == self.generation {
+                    self.unsaved.store(false, Ordering::Relaxed);
+                }
+            }
+            Err(error) => {
+                // Keep running: peers hold what was shared, and the next save tries again
+                // with these changes joined to those made meanwhile.
+                error!(%error, "cannot save the office state; retrying");
+                if let Some(pending) = taken.pending {
+                    self.pending.join(&pending);
+                }
+                if taken.ceiling.is_some() {
+                    self.compact = true;
+                }
+            }
+        }
+        for reply in taken.replies {
             let _ = reply.send(result.clone().map_err(OfficeError::NotSaved));
         }
     }
@@ -616,6 +788,14 @@ impl Office {
         while let Some(done) = self.in_flight.next().await {
             self.finished(done);
         }
+    }
+}
+
+/// Sleeps until `deadline`; never wakes without one (the `select!` arm is disabled then).
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -639,6 +819,16 @@ pub(crate) mod testing {
         replica: Replica,
         shutdown: &CancellationToken,
     ) -> (OfficeHandle, mpsc::Receiver<Outgoing>, StoreHandle) {
+        start_office_saving_every(dir, replica, shutdown, SAVE_INTERVAL).await
+    }
+
+    /// [`start_office`] with the periodic save every `save_interval`.
+    pub async fn start_office_saving_every(
+        dir: &Path,
+        replica: Replica,
+        shutdown: &CancellationToken,
+        save_interval: Duration,
+    ) -> (OfficeHandle, mpsc::Receiver<Outgoing>, StoreHandle) {
         let store = StoreHandle::spawn(Store::open(dir).expect("a store in a fresh directory"))
             .expect("the store thread starts");
         let identity = Identity {
@@ -646,7 +836,7 @@ pub(crate) mod testing {
             room: Room::new("lab").unwrap(),
             started_at_ms: 0,
         };
-        let (office, handle, outbox) = Office::new(replica, identity, store.clone(), SAVE_INTERVAL)
+        let (office, handle, outbox) = Office::new(replica, identity, store.clone(), save_interval)
             .await
             .expect("the first save succeeds");
         tokio::spawn(office.run(shutdown.clone()));
@@ -656,13 +846,72 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::{path::Path, time::Instant};
 
     use super::{
-        testing::{SAVE_INTERVAL, start_office},
+        testing::{SAVE_INTERVAL, start_office, start_office_saving_every},
         *,
     };
-    use crate::state::{DEFAULT_RETENTION_MS, Quantity, SensorId};
+    use crate::{
+        state::{DEFAULT_RETENTION_MS, Part, Person, Quantity, SensorId},
+        store::{self, JOURNAL_FLOOR_BYTES, Saved},
+    };
+
+    /// A periodic save far beyond any test: saves seen are the other kinds.
+    const HOURLY: Duration = Duration::from_secs(3600);
+
+    fn reading(sensor: &str, value: f64) -> Write {
+        Write::Reading {
+            sensor: SensorId::new(sensor).unwrap(),
+            room: Room::new("lab").unwrap(),
+            quantity: Quantity::Temperature,
+            value,
+            unit: "°C".into(),
+        }
+    }
+
+    /// A peer of the office, whose writes the tests merge.
+    fn peer() -> Replica {
+        let mut peer = Replica::new(NodeId::new("12D3KooWPeer").unwrap(), DEFAULT_RETENTION_MS);
+        peer.snapshot();
+        peer
+    }
+
+    /// Merges a few readings of `peer` into the office: pending changes this node leaves to
+    /// its peers.
+    async fn merge_peer_readings(handle: &OfficeHandle, peer: &mut Replica) {
+        for index in 0..5 {
+            let delta = peer
+                .record_reading(
+                    SensorId::new(&format!("peer-{index}")).unwrap(),
+                    Room::new("hall").unwrap(),
+                    Quantity::Temperature,
+                    19.0,
+                    "°C",
+                    physical_ms(),
+                )
+                .unwrap();
+            let report = handle.merge(delta, peer.id().clone()).await.unwrap();
+            assert_eq!(report.added, 1, "{report:?}");
+        }
+    }
+
+    /// What the store of `dir` holds now (base and journal).
+    fn saved(dir: &Path) -> Saved {
+        store::peek(dir).unwrap().expect("a saved replica")
+    }
+
+    fn parts(delta: &Delta) -> Vec<Part> {
+        delta.store.dots().map(|(part, _)| part).collect()
+    }
+
+    /// Whether `delta` has seen any write of `writer`.
+    fn knows_writer(delta: &Delta, writer: &NodeId) -> bool {
+        delta
+            .context
+            .get(writer)
+            .is_some_and(|seen| !seen.is_empty())
+    }
 
     /// How long a test waits for the store thread, in real time.
     const DEADLINE: Duration = Duration::from_secs(20);
@@ -675,6 +924,200 @@ mod tests {
             assert!(Instant::now() < deadline, "timed out waiting for: {what}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn an_acknowledged_write_saves_its_own_delta_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = NodeId::new("12D3KooWAcked").unwrap();
+        let shutdown = CancellationToken::new();
+        let replica = Replica::new(id.clone(), DEFAULT_RETENTION_MS);
+        let (handle, mut outbox, _store) =
+            start_office_saving_every(dir.path(), replica, &shutdown, HOURLY).await;
+        tokio::spawn(async move { while outbox.recv().await.is_some() {} });
+        let mut peer = peer();
+        merge_peer_readings(&handle, &mut peer).await;
+        handle.write(reading("polled", 20.0)).await.unwrap();
+        assert!(
+            saved(dir.path()).journal.is_empty(),
+            "nothing acknowledged yet"
+        );
+
+        let target = Write::Target {
+            room: Room::new("lab").unwrap(),
+            quantity: Quantity::Temperature,
+            value: 21.0,
+            unit: "°C".into(),
+            set_by: Person::new("ada").unwrap(),
+        };
+        handle.write_durable(target).await.unwrap();
+        // Answered: the append is on disk now, with no wait.
+        let journal = saved(dir.path()).journal;
+        assert_eq!(journal.len(), 1, "{journal:?}");
+        assert_eq!(parts(&journal[0]), [Part::Targets]);
+        assert!(!knows_writer(&journal[0], peer.id()), "{:?}", journal[0]);
+        assert!(handle.unsaved(), "the rest is still pending");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn an_acknowledged_write_whose_append_fails_is_answered_not_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let shutdown = CancellationToken::new();
+        let replica = Replica::new(
+            NodeId::new("12D3KooWFailing").unwrap(),
+            DEFAULT_RETENTION_MS,
+        );
+        let (handle, mut outbox, store) =
+            start_office_saving_every(dir.path(), replica, &shutdown, HOURLY).await;
+        tokio::spawn(async move { while outbox.recv().await.is_some() {} });
+        handle.write_durable(reading("pushed", 20.0)).await.unwrap();
+        // The store thread stops: every save from now on fails, as on a dead card.
+        store.close().await.unwrap();
+        let error = handle
+            .write_durable(reading("pushed", 21.0))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, OfficeError::NotSaved(text) if text.contains("closed")),
+            "{error:?}"
+        );
+        assert_eq!(
+            handle
+                .view()
+                .latest::<crate::state::Reading>()
+                .next()
+                .map(|(_, r)| r.value),
+            Some(21.0),
+            "made in memory, for peers to get"
+        );
+        shutdown.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_periodic_save_keeps_this_nodes_writes_and_leaves_peers_readings() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = NodeId::new("12D3KooWPeriodic").unwrap();
+        let shutdown = CancellationToken::new();
+        let replica = Replica::new(id.clone(), DEFAULT_RETENTION_MS);
+        let (handle, mut outbox, _store) =
+            start_office_saving_every(dir.path(), replica, &shutdown, HOURLY).await;
+        tokio::spawn(async move { while outbox.recv().await.is_some() {} });
+        let mut peer = peer();
+        merge_peer_readings(&handle, &mut peer).await;
+        handle.write(reading("polled", 20.0)).await.unwrap();
+        assert!(handle.unsaved());
+
+        tokio::time::sleep(HOURLY).await;
+        poll_until("the periodic save", async || !handle.unsaved()).await;
+        // Paused time runs on while the store thread works: later saves (of heartbeats) may
+        // follow; the first holds what was pending.
+        let journal = saved(dir.path()).journal;
+        assert!(!journal.is_empty());
+        assert!(
+            journal.iter().all(|delta| !knows_writer(delta, peer.id())),
+            "{journal:?}"
+        );
+        let kept = parts(&journal[0]);
+        assert!(kept.contains(&Part::Readings), "{kept:?}");
+        assert!(kept.contains(&Part::Nodes), "the heartbeat: {kept:?}");
+        assert!(
+            journal[0].store.dots().all(|(_, dot)| dot.writer == id),
+            "{:?}",
+            journal[0]
+        );
+        // The peer's readings and their dots are left out: sync brings them back.
+        assert!(!knows_writer(&journal[0], peer.id()), "{:?}", journal[0]);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_merged_target_is_saved_within_about_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let shutdown = CancellationToken::new();
+        let replica = Replica::new(NodeId::new("12D3KooWPrompt").unwrap(), DEFAULT_RETENTION_MS);
+        let (handle, mut outbox, _store) =
+            start_office_saving_every(dir.path(), replica, &shutdown, HOURLY).await;
+        tokio::spawn(async move { while outbox.recv().await.is_some() {} });
+        let mut peer = peer();
+        merge_peer_readings(&handle, &mut peer).await;
+        let set = peer
+            .set_target(
+                Room::new("hall").unwrap(),
+                Quantity::Temperature,
+                23.0,
+                "°C",
+                Person::new("grace").unwrap(),
+                physical_ms(),
+            )
+            .unwrap();
+        let target_dot = set.store.targets.iter().next().unwrap().1.clone();
+        let merged_at = Instant::now();
+        handle.merge(set, peer.id().clone()).await.unwrap();
+        poll_until("the merged target saved", async || {
+            saved(dir.path())
+                .journal
+                .iter()
+                .any(|delta| delta.context.contains(&target_dot))
+        })
+        .await;
+        let waited = merged_at.elapsed();
+        assert!(
+            waited < PROMPT_SAVE_DELAY * 5,
+            "saved {waited:?} after the merge"
+        );
+        // The same restricted append as the periodic save: the target with this node's own
+        // pending writes (its heartbeat), not the peer's readings.
+        let journal = saved(dir.path()).journal;
+        assert_eq!(journal.len(), 1, "{journal:?}");
+        let peer_writes: Vec<Part> = journal[0]
+            .store
+            .dots()
+            .filter(|(_, dot)| dot.writer == *peer.id())
+            .map(|(part, _)| part)
+            .collect();
+        assert_eq!(peer_writes, [Part::Targets]);
+        let peer_seen = journal[0].context.get(peer.id()).unwrap();
+        assert_eq!(peer_seen.count(), 1, "only the target's dot: {peer_seen:?}");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn the_journal_is_folded_into_a_new_base_once_it_outgrows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = NodeId::new("12D3KooWCompact").unwrap();
+        let shutdown = CancellationToken::new();
+        let replica = Replica::new(id.clone(), DEFAULT_RETENTION_MS);
+        let (handle, mut outbox, _store) =
+            start_office_saving_every(dir.path(), replica, &shutdown, HOURLY).await;
+        tokio::spawn(async move { while outbox.recv().await.is_some() {} });
+        let first_ceiling = saved(dir.path()).base.seq_ceiling;
+        // Each acknowledged reading appends about a hundred bytes: enough of them pass the
+        // floor, the base being tiny.
+        let writes = 2 * JOURNAL_FLOOR_BYTES / 100;
+        for index in 0..writes {
+            handle
+                .write_durable(reading("pushed", 20.0 + (index % 10) as f64))
+                .await
+                .unwrap();
+        }
+        let saved = saved(dir.path());
+        assert!(
+            saved.base.seq_ceiling > first_ceiling,
+            "no new base after {writes} appends"
+        );
+        assert!(
+            (saved.journal.len() as u64) < writes,
+            "{} rows left",
+            saved.journal.len()
+        );
+        let last = saved
+            .restore(DEFAULT_RETENTION_MS)
+            .latest::<crate::state::Reading>()
+            .map(|(_, reading)| reading.value)
+            .next();
+        assert_eq!(last, Some(20.0 + ((writes - 1) % 10) as f64));
+        shutdown.cancel();
     }
 
     #[tokio::test]
@@ -757,8 +1200,12 @@ mod tests {
             "a closed store refuses work"
         );
         let reopened = crate::store::Store::open(dir.path()).unwrap();
-        let snapshot = reopened.load_snapshot().unwrap().expect("a saved state");
-        let restored = Replica::restore(snapshot, DEFAULT_RETENTION_MS);
+        let saved = reopened.load().unwrap().expect("a saved state");
+        assert!(
+            saved.journal.is_empty(),
+            "shutdown folds the journal into a new base"
+        );
+        let restored = saved.restore(DEFAULT_RETENTION_MS);
         assert_eq!(restored.store().people.len(), 1, "the binding survived");
     }
 

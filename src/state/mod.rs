@@ -13,6 +13,7 @@ mod clock;
 mod dot;
 mod dotmap;
 mod entries;
+pub mod keep;
 pub mod query;
 mod series;
 mod values;
@@ -535,7 +536,20 @@ impl Replica {
     /// is invalid, or whose stamp is too far ahead of this node's clock is rejected and
     /// reported, and its dot left out, so the rest of the delta still merges. Then the delta
     /// is joined, and anything that has expired is dropped.
-    pub fn merge(&mut self, mut delta: Delta, sender: &NodeId, physical_ms: u64) -> MergeReport {
+    pub fn merge(&mut self, delta: Delta, sender: &NodeId, physical_ms: u64) -> MergeReport {
+        self.merge_admitted(delta, sender, physical_ms).0
+    }
+
+    /// [`Replica::merge`], also returning the part of `delta` that was admitted and joined:
+    /// what this merge changed, for a node that saves its changes as deltas. It is a valid
+    /// state (its context covers its store) and is below this replica's state after the
+    /// merge in the lattice order, so saving it can never restore more than the replica held.
+    pub fn merge_admitted(
+        &mut self,
+        mut delta: Delta,
+        sender: &NodeId,
+        physical_ms: u64,
+    ) -> (MergeReport, Delta) {
         let mut report = MergeReport {
             bogus_context_dots: delta.context.sanitize(),
             ..MergeReport::default()
@@ -557,11 +571,46 @@ impl Replica {
         // Peers may hold writes of ours newer than our last save (restored from an older
         // save): never hand out those numbers again.
         let ours = self.state.context.max_seq(&self.id);
-        if ours > self.seq {
-            self.seq = ours;
-            self.seq_ceiling = self.seq_ceiling.max(ours);
+        self.continue_above(ours);
+        (report, delta)
+    }
+
+    /// Joins a delta this replica saved itself (its journal) into a replica just restored
+    /// from the snapshot saved before it. Nothing is judged again: every write in it was
+    /// admitted when it was made or first merged, exactly like the writes of the snapshot,
+    /// which [`Replica::restore`] takes as they are. Judging the node's own stamps again
+    /// against a clock set back since (a wrong real-time clock corrected by NTP) would drop
+    /// writes it acknowledged. The clock observes every stamp, so later local stamps stay
+    /// above the ones replayed.
+    pub fn replay(&mut self, delta: &Delta) -> JoinCount {
+        struct Observe<'a> {
+            clock: &'a mut Clock,
+            store: &'a Store,
         }
-        report
+        impl PartVisitor for Observe<'_> {
+            fn visit<E: Entry>(&mut self) {
+                for (_, _, value) in E::part(self.store).iter() {
+                    self.clock.observe(value.at());
+                }
+            }
+        }
+        for_each_part(&mut Observe {
+            clock: &mut self.clock,
+            store: &delta.store,
+        });
+        let count = self.state.join(delta);
+        let ours = self.state.context.max_seq(&self.id);
+        self.continue_above(ours);
+        count
+    }
+
+    /// Makes sure no sequence number up to `seen` (one of this node's, held by a peer or a
+    /// save) is handed out again.
+    fn continue_above(&mut self, seen: u64) {
+        if seen > self.seq {
+            self.seq = seen;
+            self.seq_ceiling = self.seq_ceiling.max(seen);
+        }
     }
 
     /// Drops what has expired by this replica's time. Expiry is decided by each entry's own

@@ -1,8 +1,9 @@
 //! The `[store]` section of the config file: how often the node saves what it will observe
 //! again anyway. Writes someone was told are done (API, chat, alerts) and the leases of
-//! sequence numbers are saved at once whatever this says; this interval is for the readings
-//! the node's own sensors poll, its network scans, its heartbeat and what peers sent it, which
-//! a node killed meanwhile reads again or gets back by sync. Longer spares the SD card.
+//! sequence numbers are saved at once whatever this says, and bindings, targets and alerts
+//! merged from peers within a second; this interval is for the readings the node's own
+//! sensors poll, its network scans and its heartbeat, which a node killed meanwhile reads
+//! again. Peers' readings, scans and heartbeats are left to sync. Longer spares the SD card.
 
 use std::time::Duration;
 

@@ -13,10 +13,14 @@
 //!   nothing committed (the log is in the operating system's cache); a power cut may lose the
 //!   last commits since the last checkpoint, but never corrupts the file. That is the right
 //!   price for history, written in batches every few seconds on cards that wear out.
-//! - The replica snapshot and the secrets are committed with `synchronous=FULL` (one sync per
-//!   save, and saves are rare): once [`Store::save_snapshot`] returns, the sequence numbers
-//!   it reserved stay reserved even through a power cut, so a restarted node cannot hand out
-//!   a number it used before.
+//! - The replica is saved as a *base* snapshot and a *journal* of deltas since it
+//!   ([`Store::load`] joins them). A base is rare: it is written with `synchronous=FULL` for
+//!   each lease of sequence numbers (once [`Store::save_snapshot`] returns, the numbers it
+//!   reserved stay reserved even through a power cut), when the journal has grown larger
+//!   than the base, and at shutdown; writing it deletes the journal. Journal appends are
+//!   small: synced for what someone was told is done and for what people said, `NORMAL` for
+//!   the periodic save of the rest ([`Store::append_journal`]).
+//! - The secrets are committed with `synchronous=FULL`.
 //! - A file that is not an officemesh database, fails SQLite's `quick_check`, or was written
 //!   by a newer schema is refused at [`Store::open`] before anything writes to it.
 
@@ -48,10 +52,10 @@ pub use self::{
     },
     minutes::{Bucket, CLOSE_GRACE_MS, HOUR_MS, HourBuckets, MINUTE_MS, SeriesFilter},
     schema::SCHEMA_VERSION,
-    worker::{REQUEST_CAPACITY, SaveOutcome, StoreHandle},
+    worker::{REQUEST_CAPACITY, ReplicaSave, SaveOutcome, StoreHandle},
 };
 use crate::{
-    state::Snapshot,
+    state::{Delta, Replica, Snapshot},
     wire::{self, MAX_SNAPSHOT_BYTES},
 };
 
@@ -74,6 +78,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a checkpoint, the write-ahead log is cut back to this size rather than kept at its
 /// largest, so one big snapshot does not leave a big log behind on a small card.
 const JOURNAL_SIZE_LIMIT_BYTES: i64 = 16 << 20;
+
+/// The journal is folded into a new base once its bytes exceed the base's, but never for
+/// fewer bytes than this: a small office's base is a few kilobytes, and rewriting it after a
+/// handful of appends would save nothing.
+pub const JOURNAL_FLOOR_BYTES: u64 = 64 << 10;
 
 /// Most lines of a failed `quick_check` quoted in the error.
 const MAX_CHECK_PROBLEMS: usize = 5;
@@ -110,6 +119,15 @@ pub enum StoreError {
         "snapshot of {len} bytes is larger than the {max} bytes a load accepts; not saved to {path}"
     )]
     SnapshotTooLarge {
+        path: PathBuf,
+        len: usize,
+        max: usize,
+    },
+    /// A delta is too large to be loaded again, so it was not appended to the journal.
+    #[error(
+        "delta of {len} bytes is larger than the {max} bytes a load accepts; not saved to {path}"
+    )]
+    DeltaTooLarge {
         path: PathBuf,
         len: usize,
         max: usize,
@@ -188,6 +206,39 @@ impl Secret {
     }
 }
 
+/// How a journal append reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Synced at commit (`synchronous=FULL`): survives a power cut. For writes someone was
+    /// told are done, and what people said.
+    Full,
+    /// Synced at the next checkpoint (`synchronous=NORMAL`): survives a kill, a power cut
+    /// may lose it. For what the node observes again or peers give back.
+    Normal,
+}
+
+/// The replica as saved: a base snapshot and the journal of deltas appended since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saved {
+    pub base: Snapshot,
+    pub journal: Vec<Delta>,
+}
+
+impl Saved {
+    /// The replica as it was saved: the base, then every delta of the journal joined in (in
+    /// any order: joins commute). Every delta was below the replica's state when it was
+    /// saved, and that state only grows, so the result is below the state the node had
+    /// when it stopped: it holds nothing the node had dropped. Take a snapshot and save it
+    /// before the first write, as after [`Replica::restore`].
+    pub fn restore(self, retention_ms: u64) -> Replica {
+        let mut replica = Replica::restore(self.base, retention_ms);
+        for delta in &self.journal {
+            replica.replay(delta);
+        }
+        replica
+    }
+}
+
 /// The open database of one node. Holds the data directory's lock until dropped.
 ///
 /// Dropping it closes the database; [`Store::close`] does the same and reports failures, and
@@ -201,6 +252,9 @@ pub struct Store {
     series: HashMap<history::Series, history::SeriesState>,
     /// The minute history of the hours still open, in memory (`minutes.rs`).
     open: minutes::OpenHours,
+    /// The encoded size of the base snapshot, and of the journal rows since it.
+    base_bytes: u64,
+    journal_bytes: u64,
     _lock: File,
 }
 
@@ -234,11 +288,21 @@ impl Store {
         if migrated.from != migrated.to {
             info!(path = %path.display(), from = migrated.from, to = migrated.to, "database schema migrated");
         }
+        let (base_bytes, journal_bytes) = conn
+            .query_row(
+                "SELECT (SELECT coalesce(length(encoded), 0) FROM snapshot WHERE id = 1),
+                        (SELECT coalesce(sum(length(encoded)), 0) FROM journal)",
+                [],
+                |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .at(&path)?;
         Ok(Store {
             conn,
             path,
             series: HashMap::new(),
             open: minutes::OpenHours::default(),
+            base_bytes: base_bytes.unwrap_or(0).unsigned_abs(),
+            journal_bytes: journal_bytes.unsigned_abs(),
             _lock: lock,
         })
     }
@@ -280,45 +344,25 @@ impl Store {
 
     // ---- the replica ----
 
-    /// The replica saved last, if any. Restore it with `Replica::restore`, then take and save
-    /// a new snapshot before the first write.
-    pub fn load_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
-        let row: Option<(String, i64, Vec<u8>)> = self
-            .conn
-            .query_row(
-                "SELECT node_id, seq_ceiling, encoded FROM snapshot WHERE id = 1",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
-            .optional()
-            .at(&self.path)?;
-        let Some((node_id, seq_ceiling, encoded)) = row else {
-            return Ok(None);
-        };
-        let snapshot = wire::decode_snapshot(&encoded).map_err(|error| {
-            corrupt(
-                &self.path,
-                format!("the saved replica of {node_id} does not decode: {error}"),
-            )
-        })?;
-        if snapshot.id.as_str() != node_id || ceiling_column(snapshot.seq_ceiling) != seq_ceiling {
-            return Err(corrupt(
-                &self.path,
-                format!(
-                    "the saved replica is of {} with sequence ceiling {}, but its row says {node_id} with ceiling {seq_ceiling}",
-                    snapshot.id, snapshot.seq_ceiling
-                ),
-            ));
-        }
-        Ok(Some(snapshot))
+    /// The replica saved last, if any: the base and its journal. Restore it with
+    /// [`Saved::restore`], then take and save a new snapshot before the first write.
+    pub fn load(&self) -> Result<Option<Saved>, StoreError> {
+        load_saved(&self.conn, &self.path)
     }
 
-    /// Saves a replica snapshot, replacing the previous one, in one synced transaction.
+    /// The base snapshot alone, without the journal since it.
+    #[cfg(test)]
+    fn load_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        load_base(&self.conn, &self.path)
+    }
+
+    /// Saves a replica snapshot as the new base, replacing the previous one and deleting the
+    /// journal (which it holds all of: it is the whole replica), in one synced transaction.
     ///
     /// `Replica::snapshot` reserves a lease of sequence numbers, and this save is what makes
     /// the reservation durable: the node must not write with numbers of a lease until the
     /// save of that lease has returned `Ok`. On an error nothing was saved, and the previous
-    /// save (and its lease) still stands.
+    /// save (its base, lease and journal) still stands.
     pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
         let encoded = wire::encode_snapshot(snapshot);
         if encoded.len() > MAX_SNAPSHOT_BYTES {
@@ -357,8 +401,61 @@ impl Store {
                 params![node, seq_ceiling, encoded],
             )
             .at(&path)?;
+            tx.execute("DELETE FROM journal", []).at(&path)?;
             Ok(())
-        })
+        })?;
+        self.base_bytes = encoded.len() as u64;
+        self.journal_bytes = 0;
+        Ok(())
+    }
+
+    /// Appends a delta of the replica to the journal under the base, in one transaction
+    /// synced as `sync` says. The delta must be below the replica's state (a write's own
+    /// delta, what a merge admitted, a join or restriction of those): a restore joins it
+    /// into the base.
+    ///
+    /// Fails without a base to append to (save a snapshot first), or for a delta larger than
+    /// a load accepts; on an error nothing was appended.
+    pub fn append_journal(&mut self, delta: &Delta, sync: SyncMode) -> Result<(), StoreError> {
+        let encoded = wire::encode_delta(delta);
+        if encoded.len() > MAX_SNAPSHOT_BYTES {
+            return Err(StoreError::DeltaTooLarge {
+                path: self.path.clone(),
+                len: encoded.len(),
+                max: MAX_SNAPSHOT_BYTES,
+            });
+        }
+        let path = self.path.clone();
+        let append = |tx: &Transaction<'_>| {
+            let based: bool = tx
+                .query_row("SELECT count(*) FROM snapshot", [], |row| row.get(0))
+                .at(&path)?;
+            if !based {
+                return Err(StoreError::Database {
+                    path: path.clone(),
+                    source: "no saved replica to append a delta to: save a snapshot first".into(),
+                });
+            }
+            tx.execute("INSERT INTO journal (encoded) VALUES (?1)", [&encoded])
+                .at(&path)?;
+            Ok(())
+        };
+        match sync {
+            SyncMode::Full => self.synced(append)?,
+            SyncMode::Normal => {
+                let tx = self.conn.transaction().at(&self.path)?;
+                append(&tx)?;
+                tx.commit().at(&self.path)?;
+            }
+        }
+        self.journal_bytes += encoded.len() as u64;
+        Ok(())
+    }
+
+    /// Whether the journal has grown larger than its base (and than [`JOURNAL_FLOOR_BYTES`]):
+    /// then a new base is cheaper to load and takes less room. Save a snapshot to fold it.
+    pub fn journal_outgrew_base(&self) -> bool {
+        self.journal_bytes > self.base_bytes.max(JOURNAL_FLOOR_BYTES)
     }
 
     // ---- identity and secrets ----
@@ -508,6 +605,84 @@ impl Store {
         restored?;
         Ok(value)
     }
+}
+
+/// The saved replica in the database `conn` (at `path`, for errors): the base snapshot and
+/// the journal of deltas since it.
+fn load_saved(conn: &Connection, path: &Path) -> Result<Option<Saved>, StoreError> {
+    let base = load_base(conn, path)?;
+    let mut rows = conn
+        .prepare("SELECT id, encoded FROM journal ORDER BY id")
+        .at(path)?;
+    let mut journal = Vec::new();
+    let mut found = rows.query([]).at(path)?;
+    while let Some(row) = found.next().at(path)? {
+        let id: i64 = row.get(0).at(path)?;
+        let encoded: Vec<u8> = row.get(1).at(path)?;
+        let delta = wire::decode_saved_delta(&encoded)
+            .map_err(|error| corrupt(path, format!("journal row {id} does not decode: {error}")))?;
+        journal.push(delta);
+    }
+    match base {
+        Some(base) => Ok(Some(Saved { base, journal })),
+        None if journal.is_empty() => Ok(None),
+        None => Err(corrupt(
+            path,
+            format!(
+                "the journal has {} rows but there is no saved replica under them",
+                journal.len()
+            ),
+        )),
+    }
+}
+
+/// The base snapshot in the database `conn`, without the journal since it.
+fn load_base(conn: &Connection, path: &Path) -> Result<Option<Snapshot>, StoreError> {
+    let row: Option<(String, i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT node_id, seq_ceiling, encoded FROM snapshot WHERE id = 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()
+        .at(path)?;
+    let Some((node_id, seq_ceiling, encoded)) = row else {
+        return Ok(None);
+    };
+    let snapshot = wire::decode_snapshot(&encoded).map_err(|error| {
+        corrupt(
+            path,
+            format!("the saved replica of {node_id} does not decode: {error}"),
+        )
+    })?;
+    if snapshot.id.as_str() != node_id || ceiling_column(snapshot.seq_ceiling) != seq_ceiling {
+        return Err(corrupt(
+            path,
+            format!(
+                "the saved replica is of {} with sequence ceiling {}, but its row says {node_id} with ceiling {seq_ceiling}",
+                snapshot.id, snapshot.seq_ceiling
+            ),
+        ));
+    }
+    Ok(Some(snapshot))
+}
+
+/// What the store of `data_dir` holds right now, read through a read-only connection of its
+/// own (no lock), in one read transaction: for tests of the modules above that watch a
+/// running store.
+#[cfg(test)]
+pub(crate) fn peek(data_dir: &Path) -> Result<Option<Saved>, StoreError> {
+    let path = data_dir.join(DB_FILE_NAME);
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .at(&path)?;
+    conn.busy_timeout(BUSY_TIMEOUT).at(&path)?;
+    let tx = conn.unchecked_transaction().at(&path)?;
+    let saved = load_saved(&tx, &path);
+    tx.finish().at(&path)?;
+    saved
 }
 
 /// The sequence ceiling as its column holds it. A replica's ceiling never exceeds

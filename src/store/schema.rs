@@ -10,7 +10,7 @@ use rusqlite::{Connection, Transaction};
 
 /// The schema version this build writes and reads. A file with a higher version was written
 /// by a newer officemesh and is refused, untouched.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Marks the file as officemesh's (`PRAGMA application_id`, "OMSH"), so that another
 /// program's SQLite file found at our path is refused rather than migrated.
@@ -20,7 +20,7 @@ pub(super) const APPLICATION_ID: i32 = 0x4f4d_5348;
 type Step = fn(&Transaction<'_>) -> rusqlite::Result<()>;
 
 /// `STEPS[n]` takes the schema from version `n` to `n + 1`; version 0 is an empty file.
-const STEPS: [Step; SCHEMA_VERSION as usize] = [create_v1, office_history_v2];
+const STEPS: [Step; SCHEMA_VERSION as usize] = [create_v1, add_journal_v2, office_history_v3];
 
 /// Version 1.
 ///
@@ -88,7 +88,24 @@ fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.pragma_update(None, "application_id", APPLICATION_ID)
 }
 
-/// Version 2: the history of every sensor of the office, at minute and hour resolution.
+/// Version 2: the journal.
+///
+/// - `journal`: deltas of the replica saved since the `snapshot` row (its *base*), as
+///   `wire::encode_delta` bytes, one row per save. Loading joins every row into the base, in
+///   any order (joins commute); rewriting the base deletes them in the same transaction. The
+///   id only tells an operator which row came last.
+///
+/// A version 1 file has a snapshot and no journal: its state is the snapshot, as before.
+fn add_journal_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE journal (
+            id INTEGER PRIMARY KEY,
+            encoded BLOB NOT NULL
+        );",
+    )
+}
+
+/// Version 3: the history of every sensor of the office, at minute and hour resolution.
 ///
 /// - `minutes`: per hour and series, the hour's one-minute buckets packed in a blob
 ///   (`minutes.rs`). Written once per hour, clustered by hour then series, so closing an
@@ -98,7 +115,7 @@ fn create_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 ///   longer than the minutes. Clustered the same way, for the same reasons; it replaces
 ///   version 1's `rollup_hourly`, whose rows it takes over.
 /// - `history` (raw points) now holds only the node's own sensors, as before.
-fn office_history_v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+fn office_history_v3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
         "CREATE TABLE minutes (
             hour_ms INTEGER NOT NULL,
@@ -139,14 +156,21 @@ pub(super) struct Migrated {
 /// Brings a database at version `from` (checked to be at most [`SCHEMA_VERSION`]) up to
 /// [`SCHEMA_VERSION`], one step per transaction.
 pub(super) fn migrate(conn: &mut Connection, from: u32) -> rusqlite::Result<Migrated> {
-    for version in from..SCHEMA_VERSION {
+    migrate_to(conn, from, SCHEMA_VERSION)?;
+    Ok(Migrated {
+        from,
+        to: SCHEMA_VERSION,
+    })
+}
+
+/// Runs the steps from version `from` to version `to`; tests use it to make the files older
+/// versions wrote.
+pub(super) fn migrate_to(conn: &mut Connection, from: u32, to: u32) -> rusqlite::Result<()> {
+    for version in from..to {
         let tx = conn.transaction()?;
         STEPS[version as usize](&tx)?;
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
     }
-    Ok(Migrated {
-        from,
-        to: SCHEMA_VERSION,
-    })
+    Ok(())
 }

@@ -10,25 +10,39 @@ use std::{ops::Range, path::PathBuf, thread};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use super::{HistoryRow, PruneBefore, Pruned, Store, StoreError};
-use crate::state::{NodeId, SensorId, Snapshot};
+use super::{HistoryRow, PruneBefore, Pruned, Store, StoreError, SyncMode};
+use crate::state::{Delta, NodeId, SensorId, Snapshot};
 
 /// Requests waiting for the store thread. The office actor keeps at most one save in flight
 /// and prunes hourly, so a handful is plenty; a full queue makes senders wait.
 pub const REQUEST_CAPACITY: usize = 8;
 
+/// What a save writes of the replica.
+#[derive(Debug)]
+pub enum ReplicaSave {
+    /// Nothing: the save only appends history.
+    Nothing,
+    /// A new base ([`Store::save_snapshot`]): the whole replica, which replaces the journal.
+    Base(Box<Snapshot>),
+    /// A delta appended to the journal ([`Store::append_journal`]).
+    Journal { delta: Box<Delta>, sync: SyncMode },
+}
+
 /// What a save wrote, and what it could not.
 #[derive(Debug)]
 pub struct SaveOutcome {
-    /// Whether the snapshot (when there was one) was saved.
-    pub snapshot: Result<(), StoreError>,
+    /// Whether the replica's part (when there was one) was saved.
+    pub replica: Result<(), StoreError>,
+    /// Whether the journal has outgrown its base ([`Store::journal_outgrew_base`]): the
+    /// next save should be a new base.
+    pub compact: bool,
     /// Whether the history batch was appended; on an error, the rows come back for a retry.
     pub history: Result<(), (StoreError, Vec<HistoryRow>)>,
 }
 
 enum Request {
     Save {
-        snapshot: Option<Box<Snapshot>>,
+        replica: ReplicaSave,
         history: Vec<HistoryRow>,
         reply: oneshot::Sender<SaveOutcome>,
     },
@@ -77,14 +91,14 @@ impl StoreHandle {
         Ok(StoreHandle { requests, path })
     }
 
-    /// Saves `snapshot` (synced, see [`Store::save_snapshot`]) and appends `history`, in that
-    /// order, and says how each went.
-    pub async fn save(&self, snapshot: Option<Snapshot>, history: Vec<HistoryRow>) -> SaveOutcome {
+    /// Saves `replica` (a base or a journal append) and appends `history`, in that order, and
+    /// says how each went.
+    pub async fn save(&self, replica: ReplicaSave, history: Vec<HistoryRow>) -> SaveOutcome {
         let (reply, answer) = oneshot::channel();
         // Kept until the thread answers: if it stops first, the rows go back for a retry.
         let rows = history.clone();
         let request = Request::Save {
-            snapshot: snapshot.map(Box::new),
+            replica,
             history,
             reply,
         };
@@ -97,9 +111,11 @@ impl StoreHandle {
         answer.await.unwrap_or_else(|_| self.stopped_save(rows))
     }
 
-    /// Saves a snapshot alone: what reserving sequence numbers needs.
+    /// Saves a snapshot alone, as the new base: what reserving sequence numbers needs.
     pub async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.save(Some(snapshot), Vec::new()).await.snapshot
+        self.save(ReplicaSave::Base(Box::new(snapshot)), Vec::new())
+            .await
+            .replica
     }
 
     /// Deletes the history older than its retention ([`Store::prune_history`]).
@@ -176,7 +192,8 @@ impl StoreHandle {
 
     fn stopped_save(&self, history: Vec<HistoryRow>) -> SaveOutcome {
         SaveOutcome {
-            snapshot: Err(self.stopped()),
+            replica: Err(self.stopped()),
+            compact: false,
             history: if history.is_empty() {
                 Ok(())
             } else {
@@ -191,19 +208,24 @@ fn serve(mut store: Store, mut queue: mpsc::Receiver<Request>) {
     while let Some(request) = queue.blocking_recv() {
         match request {
             Request::Save {
-                snapshot,
+                replica,
                 history,
                 reply,
             } => {
-                let snapshot = match snapshot {
-                    Some(snapshot) => store.save_snapshot(&snapshot),
-                    None => Ok(()),
+                let replica = match replica {
+                    ReplicaSave::Nothing => Ok(()),
+                    ReplicaSave::Base(snapshot) => store.save_snapshot(&snapshot),
+                    ReplicaSave::Journal { delta, sync } => store.append_journal(&delta, sync),
                 };
                 let history = match store.append_history(&history) {
                     Ok(_) => Ok(()),
                     Err(error) => Err((error, history)),
                 };
-                let _ = reply.send(SaveOutcome { snapshot, history });
+                let _ = reply.send(SaveOutcome {
+                    replica,
+                    compact: store.journal_outgrew_base(),
+                    history,
+                });
             }
             Request::Prune { before, reply } => {
                 let _ = reply.send(store.prune_history(before));

@@ -88,9 +88,9 @@ pub enum WireError {
     Version { found: u32 },
     #[error("malformed message: {0}")]
     Malformed(String),
-    /// A snapshot is a node's own state: an invalid entry in it is corruption, not a peer's
-    /// mistake to skip over.
-    #[error("invalid entry in snapshot: {0}")]
+    /// A snapshot or a saved delta is a node's own state: an invalid entry in it is
+    /// corruption, not a peer's mistake to skip over.
+    #[error("invalid entry in saved state: {0}")]
     InvalidEntry(EntryError),
 }
 
@@ -123,6 +123,22 @@ pub fn encode_delta(delta: &Delta) -> Vec<u8> {
 pub fn decode_delta(bytes: &[u8]) -> Result<Decoded, WireError> {
     match open(bytes, MAX_DELTA_BYTES)? {
         proto::Body::Delta(delta) => decode::state(delta),
+        other => Err(wrong_body("delta", &other)),
+    }
+}
+
+/// Decodes a delta this node saved itself (the store's journal, written by
+/// [`encode_delta`]). Like a snapshot it is the node's own state: any invalid entry fails it
+/// whole, and it may be as large as a snapshot.
+pub fn decode_saved_delta(bytes: &[u8]) -> Result<Delta, WireError> {
+    match open(bytes, MAX_SNAPSHOT_BYTES)? {
+        proto::Body::Delta(delta) => {
+            let Decoded { delta, rejected } = decode::state(delta)?;
+            match rejected.into_iter().next() {
+                Some(first) => Err(WireError::InvalidEntry(first)),
+                None => Ok(delta),
+            }
+        }
         other => Err(wrong_body("delta", &other)),
     }
 }

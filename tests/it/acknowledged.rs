@@ -1,10 +1,59 @@
 //! An acknowledgement is a promise: a write the API answered with 2xx, or the bot with its
-//! reply, is on this node's disk before the answer, so a kill -9 the next moment keeps it.
-//! The real binary, alone (no peer could give anything back), killed right after each answer.
+//! reply, is on this node's disk before the answer, so a kill -9 the next moment keeps it;
+//! so is an alert the node raised, before it announces it. The real binary, alone (no peer
+//! could give anything back), killed right after each answer; between runs the test reads
+//! the killed node's store through the library to check that no sequence number is reused.
 
+use std::{collections::BTreeSet, path::Path};
+
+use officemesh::{
+    state::{DEFAULT_RETENTION_MS, Dot, Replica},
+    store::Store,
+};
 use serde_json::{Value, json};
 
-use crate::support::node::Node;
+use crate::support::{
+    node::{Node, QUIET_CONFIG},
+    wait_for,
+};
+
+/// An alert rule that any reading of 30 °C or more raises at once.
+const HOT_RULE: &str = "[[alerts.rule]]
+quantity = \"temperature\"
+above = 30.0
+for_s = 0
+message = \"{sensor} is at {value}\"
+";
+
+/// The replica a killed node left in `data_dir`, as its next start restores it.
+fn restored(data_dir: &Path) -> Replica {
+    let store = Store::open(data_dir).expect("the killed node's store opens");
+    store
+        .load()
+        .expect("the killed node's store loads")
+        .expect("a saved replica")
+        .restore(DEFAULT_RETENTION_MS)
+}
+
+/// The node's own writes alive in `replica`.
+fn own_dots(replica: &Replica) -> BTreeSet<Dot> {
+    replica
+        .store()
+        .dots()
+        .filter(|(_, dot)| dot.writer == *replica.id())
+        .map(|(_, dot)| dot.clone())
+        .collect()
+}
+
+/// The ids of the alerts in a `GET /api/alerts` answer.
+fn alert_ids(alerts: &Value) -> Vec<String> {
+    alerts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|alert| alert["id"].as_str().map(str::to_owned))
+        .collect()
+}
 
 /// The MACs bound to `person` in a `GET /api/state` answer.
 fn devices_of(state: &Value, person: &str) -> Vec<String> {
@@ -21,8 +70,14 @@ fn devices_of(state: &Value, person: &str) -> Vec<String> {
 #[test]
 fn acknowledged_writes_survive_a_kill_right_after_the_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let builder = Node::builder(dir.path().join("alone")).room("lab");
+    let data_dir = dir.path().join("alone");
+    let builder = Node::builder(&data_dir)
+        .room("lab")
+        .config(&format!("{QUIET_CONFIG}{HOT_RULE}"));
     let mut node = builder.start();
+    // What the previous run left: the number it restarted above, and its writes.
+    let mut restarted_above = 0;
+    let mut before = BTreeSet::new();
     for round in 1..=3u8 {
         let value = 20.0 + f64::from(round);
         node.post_reading("pushed", "lab", value);
@@ -39,8 +94,40 @@ fn acknowledged_writes_survive_a_kill_right_after_the_answer() {
             said.contains(&mac),
             "the bot did not take the binding: {said:?}"
         );
+        // The node raises the alert, durably, before it announces it (logs it).
+        let hot = format!("hot-{round}");
+        node.post_reading(&hot, "lab", 35.0);
+        let alert = format!("temperature-above-30/{hot}");
+        wait_for(&format!("{alert} raised"), || {
+            let log = node.log_text();
+            if log
+                .lines()
+                .any(|line| line.contains("alert raised") && line.contains(&alert))
+            {
+                Ok(())
+            } else {
+                Err("not raised yet".to_owned())
+            }
+        });
         // No wait for any periodic save: the answers above were the promise.
         node.kill();
+
+        // Every write of this run took a number above all the previous run could have used.
+        let replica = restored(&data_dir);
+        let after = own_dots(&replica);
+        let new: Vec<&Dot> = after.difference(&before).collect();
+        assert!(
+            new.len() >= 4,
+            "round {round}: the reading, target, binding and alert are new writes: {new:?}"
+        );
+        for dot in &new {
+            assert!(
+                dot.seq > restarted_above,
+                "round {round}: {dot} reuses a number at or below {restarted_above}, where the previous run restarted"
+            );
+        }
+        restarted_above = replica.seq();
+        before = after;
 
         node = builder.start();
         assert_eq!(
@@ -58,5 +145,13 @@ fn acknowledged_writes_survive_a_kill_right_after_the_answer() {
             devices.contains(&mac),
             "round {round}: the binding of {mac} was lost; mendes has {devices:?}"
         );
+        let alerts = alert_ids(&node.get("/api/alerts").expect("the alerts"));
+        for earlier in 1..=round {
+            let id = format!("temperature-above-30/hot-{earlier}");
+            assert!(
+                alerts.contains(&id),
+                "round {round}: the raised alert {id} was lost; the node has {alerts:?}"
+            );
+        }
     }
 }

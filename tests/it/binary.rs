@@ -1,7 +1,7 @@
 //! The real `officemesh` binary, started several times on loopback: the office converges
-//! through the HTTP API, a node killed with SIGKILL comes back with its state, a node with
-//! another swarm key stays out, and `GET /api/peers` shows the real peers with their
-//! measured round-trip times.
+//! through the HTTP API, a node killed with SIGKILL comes back with its own state and gets
+//! its peers' back from them, a node with another swarm key stays out, and `GET /api/peers`
+//! shows the real peers with their measured round-trip times.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,7 +24,7 @@ fn three_processes_converge_survive_a_kill_and_keep_an_outsider_out() {
         .swarm_key(&key)
         .room("open space")
         .start();
-    // b saves what peers send it every second, so the test can wait for that save.
+    // b saves its pending changes every second, so the test can wait for that save.
     let b_alone = Node::builder(dir.path().join("b"))
         .config(&format!("{QUIET_CONFIG}[store]\nsave_interval_s = 1\n"))
         .swarm_key(&key)
@@ -56,21 +56,22 @@ fn three_processes_converge_survive_a_kill_and_keep_an_outsider_out() {
     outsider.post_reading("desk-x", "street", 10.0);
 
     // Once b has saved, SIGKILL it, write meanwhile, restart b alone (no peers): it has its
-    // state at once.
+    // own state at once. Its peers' readings it left to them: its periodic save keeps only
+    // its own writes (and what people said, alerts), so they come back by sync below.
     b.wait_saved();
     b.kill();
     a.post_reading("desk-a", "open space", 19.0);
     b = b_alone.start();
     let restored = b.state();
     assert_eq!(
-        reading_in(&restored, "desk-c"),
-        Some(23.5),
-        "b lost a peer's reading: {restored}"
-    );
-    assert_eq!(
         reading_in(&restored, "desk-b"),
         Some(22.5),
-        "b lost its own saved reading"
+        "b lost its own saved reading: {restored}"
+    );
+    assert_eq!(
+        reading_in(&restored, "desk-c"),
+        None,
+        "b saved a peer's reading, which its peers give back: {restored}"
     );
 
     // A new write on the restarted b must not reuse a sequence number it used before the
@@ -82,6 +83,7 @@ fn three_processes_converge_survive_a_kill_and_keep_an_outsider_out() {
     for node in [&a, &b, &c] {
         node.wait_for_reading("desk-b", 24.0);
         node.wait_for_reading("desk-a", 19.0);
+        node.wait_for_reading("desk-c", 23.5);
     }
 
     // The outsider never got in, and nobody saw its reading.

@@ -39,7 +39,11 @@ fn fill(filler: &Path) {
     use std::io::Write;
     let mut file = fs::File::create(filler).unwrap();
     let block = vec![0u8; 64 * 1024];
-    while file.write_all(&block).and_then(|()| file.sync_all()).is_ok() {}
+    while file
+        .write_all(&block)
+        .and_then(|()| file.sync_all())
+        .is_ok()
+    {}
 }
 
 #[test]
@@ -64,7 +68,9 @@ fn a_full_disk_refuses_acknowledgements_keeps_answering_and_recovers() {
         "the answer names the cause: {refused}"
     );
     // Still answering.
-    let health = node.get("/api/health").expect("the node answers on a full disk");
+    let health = node
+        .get("/api/health")
+        .expect("the node answers on a full disk");
     assert!(health["uptime_s"].is_u64(), "{health}");
     assert!(
         node.log_text().contains("full"),

@@ -19,6 +19,7 @@ mod presence;
 mod purity;
 mod sensors;
 mod sim;
+mod state_journal;
 mod state_laws;
 mod state_rules;
 mod state_sync;

@@ -344,7 +344,11 @@ pub struct Office {
     /// Every delta made, by a write or as a sync answer: states too, for the lattice laws.
     pub deltas: Vec<Delta>,
     pub stats: Stats,
-    saves: Vec<Snapshot>,
+    /// Each node's last save: what it restarts from (its base, for the journal's tests).
+    pub saves: Vec<Snapshot>,
+    /// Each node's changes since its last save: its writes' deltas joined with what its
+    /// merges admitted, as a running node keeps them for its journal.
+    pub pending: Vec<Delta>,
     /// Restored from a save and not saved since.
     unsaved: Vec<bool>,
     /// Every dot ever issued by a write.
@@ -366,6 +370,7 @@ impl Office {
             deltas: Vec::new(),
             stats: Stats::default(),
             saves,
+            pending: vec![Delta::default(); history.nodes],
             unsaved: vec![false; history.nodes],
             issued: BTreeSet::new(),
         }
@@ -449,12 +454,14 @@ impl Office {
             Op::Save { node } => {
                 let index = self.node(*node);
                 self.saves[index] = self.replicas[index].snapshot();
+                self.pending[index] = Delta::default();
                 self.unsaved[index] = false;
             }
             Op::Crash { node } => {
                 let index = self.node(*node);
                 self.replicas[index] =
                     Replica::restore(self.saves[index].clone(), self.retention_ms);
+                self.pending[index] = Delta::default();
                 self.unsaved[index] = true;
                 self.stats.crashes += 1;
             }
@@ -490,6 +497,7 @@ impl Office {
                 check_only_write::<Target>(store, &delta);
                 check_only_write::<Alert>(store, &delta);
                 self.stats.writes += 1;
+                self.pending[index].join(&delta);
                 self.in_flight.push((replica.id().clone(), delta.clone()));
                 self.deltas.push(delta);
             }
@@ -525,7 +533,8 @@ impl Office {
 
     fn merge(&mut self, index: usize, delta: Delta, sender: &NodeId) {
         let physical_ms = self.physical_ms(index);
-        let report = self.replicas[index].merge(delta, sender, physical_ms);
+        let (report, admitted) = self.replicas[index].merge_admitted(delta, sender, physical_ms);
+        self.pending[index].join(&admitted);
         assert_eq!(
             report.rejected,
             vec![],

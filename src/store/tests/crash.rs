@@ -1,11 +1,13 @@
 //! A real `kill -9`: this test binary runs itself as a child that writes readings, appends
-//! history in batches and saves leases in a loop, and the parent kills it with SIGKILL at
-//! a different point each round, then checks what the database kept.
+//! history and the readings' deltas (the journal) in batches and saves leases (new bases)
+//! in a loop, and the parent kills it with SIGKILL at a different point each round, then
+//! checks what the database kept.
 //!
 //! The child reports on stdout, after the fact: the sequence number it restored to, the
-//! highest number it used (printed before the batch is appended), and each committed batch.
-//! The parent checks that every restart continues above every number reported used, that
-//! every batch reported committed is still there, and that the file opens cleanly.
+//! highest number it used (printed before the batch is appended), each committed history
+//! batch, and the highest number in each committed journal append. The parent checks that
+//! every restart continues above every number reported used, that every batch and delta
+//! reported committed is still there, and that the file opens and loads cleanly.
 
 use std::{
     io::{BufRead, BufReader},
@@ -41,8 +43,8 @@ fn crash_child() {
         return;
     };
     let mut store = open(Path::new(&dir));
-    let mut replica = match store.load_snapshot().unwrap() {
-        Some(snapshot) => Replica::restore(snapshot, DEFAULT_RETENTION_MS),
+    let mut replica = match store.load().unwrap() {
+        Some(saved) => saved.restore(DEFAULT_RETENTION_MS),
         None => Replica::new(node_id(NODE_A), DEFAULT_RETENTION_MS),
     };
     println!("{REPORT} restored {}", replica.seq());
@@ -51,6 +53,7 @@ fn crash_child() {
     for batch in 1..=MAX_CHILD_BATCHES {
         physical_ms += 1000;
         let mut rows = Vec::new();
+        let mut journaled = Delta::default();
         for index in 0..SENSORS {
             let delta = replica
                 .record_reading(
@@ -62,6 +65,7 @@ fn crash_child() {
                     physical_ms,
                 )
                 .unwrap();
+            journaled.join(&delta);
             rows.extend(
                 delta
                     .store
@@ -73,6 +77,14 @@ fn crash_child() {
         println!("{REPORT} used {}", replica.seq());
         let added = store.append_history(&rows).unwrap();
         println!("{REPORT} appended {added}");
+        // Both ways a node appends: synced (acknowledged writes) and not (periodic saves).
+        let sync = if batch % 2 == 0 {
+            SyncMode::Full
+        } else {
+            SyncMode::Normal
+        };
+        store.append_journal(&journaled, sync).unwrap();
+        println!("{REPORT} journaled {}", max_seq(&journaled, replica.id()));
         if batch % SAVE_EVERY_BATCHES == 0 {
             store.save_snapshot(&replica.snapshot()).unwrap();
         }
@@ -85,6 +97,7 @@ fn kill_9_at_any_moment_keeps_leases_and_committed_batches() {
     let exe = std::env::current_exe().unwrap();
     let mut max_used = 0;
     let mut committed_rows = 0;
+    let mut max_journaled = 0;
     for round in 0..ROUNDS {
         let mut child = Command::new(&exe)
             .args([CHILD_TEST, "--exact", "--include-ignored", "--nocapture"])
@@ -119,6 +132,7 @@ fn kill_9_at_any_moment_keeps_leases_and_committed_batches() {
                     max_used = max_used.max(number);
                 }
                 "appended" => committed_rows += number,
+                "journaled" => max_journaled = max_journaled.max(number),
                 _ => panic!("unknown report {line:?}"),
             }
             reports += 1;
@@ -143,11 +157,19 @@ fn kill_9_at_any_moment_keeps_leases_and_committed_batches() {
         rows.unsigned_abs() >= committed_rows,
         "{rows} rows kept, {committed_rows} reported committed"
     );
-    let mut replica = Replica::restore(
-        store.load_snapshot().unwrap().unwrap(),
-        DEFAULT_RETENTION_MS,
-    );
+    let mut replica = store
+        .load()
+        .unwrap()
+        .expect("a saved replica")
+        .restore(DEFAULT_RETENTION_MS);
     assert!(replica.seq() >= max_used);
+    assert!(max_journaled > 0, "some deltas were journaled");
+    assert!(
+        replica
+            .context()
+            .contains(&Dot::new(replica.id().clone(), max_journaled)),
+        "the last delta reported journaled ({max_journaled}) was lost"
+    );
     store.save_snapshot(&replica.snapshot()).unwrap();
     let delta = replica
         .record_reading(

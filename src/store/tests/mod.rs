@@ -1,11 +1,13 @@
 //! Tests of the store against real SQLite files in temporary directories: the replica's
-//! round trip and sequence numbers (`snapshot`), a real `kill -9` of a writing process
-//! (`crash`), keys and the data directory (`identity`), files refused untouched (`refuse`),
-//! and history with its rollups (`history`).
+//! round trip and sequence numbers (`snapshot`), the journal of deltas under it (`journal`),
+//! a real `kill -9` of a writing process (`crash`), keys and the data directory
+//! (`identity`), files refused untouched (`refuse`), and history with its rollups
+//! (`history`).
 
 mod crash;
 mod history;
 mod identity;
+mod journal;
 mod minutes;
 mod refuse;
 mod snapshot;
@@ -18,8 +20,8 @@ use std::{
 
 use super::*;
 use crate::state::{
-    AlertName, DEFAULT_RETENTION_MS, Delta, MIN_PLAUSIBLE_WALL_MS, Mac, Message, NodeId, NodeName,
-    Person, Quantity, Replica, Room, SensorId, Version,
+    AlertName, DEFAULT_RETENTION_MS, Delta, Dot, MIN_PLAUSIBLE_WALL_MS, Mac, Message, NodeId,
+    NodeName, Person, Quantity, Replica, Room, SensorId, Version,
 };
 
 /// A plausible physical time, so clocks behave as on a real node.

@@ -363,6 +363,23 @@ fn invalid_entries_are_dropped_alone() {
 }
 
 #[test]
+fn an_invalid_entry_fails_a_saved_delta_and_a_valid_one_round_trips() {
+    let error = decode_saved_delta(&delta_bytes(delta_with_bad_entries())).unwrap_err();
+    let WireError::InvalidEntry(entry) = &error else {
+        panic!("{error}");
+    };
+    assert_eq!((entry.part, entry.dot.seq), (Part::Readings, 2));
+
+    let (replicas, _) = office();
+    let whole = replicas[0].state();
+    let bytes = encode_delta(whole);
+    assert_eq!(&decode_saved_delta(&bytes).unwrap(), whole);
+    // A saved delta may be larger than a peer's delta, up to a snapshot's limit.
+    let error = decode_saved_delta(&vec![0; MAX_SNAPSHOT_BYTES + 1]).unwrap_err();
+    assert!(matches!(error, WireError::TooLarge { max, .. } if max == MAX_SNAPSHOT_BYTES));
+}
+
+#[test]
 fn an_invalid_entry_fails_a_snapshot() {
     let wire = proto::Snapshot {
         id: "n1".to_owned(),
@@ -379,7 +396,7 @@ fn an_invalid_entry_fails_a_snapshot() {
     assert!(
         error
             .to_string()
-            .starts_with("invalid entry in snapshot: invalid reading n1:2")
+            .starts_with("invalid entry in saved state: invalid reading n1:2")
     );
 
     let bad_id = proto::Snapshot {
