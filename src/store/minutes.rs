@@ -468,42 +468,44 @@ impl Store {
         if let Some(id) = self.series_id(series)?
             && let Some((from, to)) = self.clip(hour_span(&range), "hours")?
         {
+            // One primary-key lookup per hour: the table is clustered by hour, so a range
+            // scan would read every series of the span (a query planner given a generated
+            // span of hours may choose that scan).
             let mut statement = self
                 .conn
                 .prepare_cached(
-                    "WITH RECURSIVE span(hour) AS (
-                        SELECT ?2 UNION ALL SELECT hour + ?4 FROM span WHERE hour + ?4 < ?3
-                     )
-                     SELECT h.hour_ms, h.count, h.min_value, h.max_value, h.sum_value
-                     FROM span JOIN hours h ON h.hour_ms = span.hour AND h.series_id = ?1
-                     ORDER BY h.hour_ms",
+                    "SELECT count, min_value, max_value, sum_value FROM hours
+                     WHERE hour_ms = ?1 AND series_id = ?2",
                 )
                 .at(&self.path)?;
-            let rows = statement
-                .query_map(params![id, from, to, HOUR_MS as i64], |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, i64>(1)?,
-                        row.get::<_, f64>(2)?,
-                        row.get::<_, f64>(3)?,
-                        row.get::<_, f64>(4)?,
-                    ))
-                })
-                .at(&self.path)?;
-            for row in rows {
-                let (hour, count, min, max, sum) = row.at(&self.path)?;
-                let count = count.unsigned_abs().max(1);
-                let mean = sum / count as f64;
-                out.push((
-                    hour.unsigned_abs(),
-                    Bucket {
-                        count,
-                        min,
-                        max,
-                        mean,
-                        last: mean,
-                    },
-                ));
+            let mut hour = from;
+            while hour < to {
+                let found = statement
+                    .query_row(params![hour, id], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, f64>(1)?,
+                            row.get::<_, f64>(2)?,
+                            row.get::<_, f64>(3)?,
+                        ))
+                    })
+                    .optional()
+                    .at(&self.path)?;
+                if let Some((count, min, max, sum)) = found {
+                    let count = count.unsigned_abs().max(1);
+                    let mean = sum / count as f64;
+                    out.push((
+                        hour.unsigned_abs(),
+                        Bucket {
+                            count,
+                            min,
+                            max,
+                            mean,
+                            last: mean,
+                        },
+                    ));
+                }
+                hour += HOUR_MS as i64;
             }
         }
         // What memory holds is newer than the row it was read from.
@@ -532,30 +534,27 @@ impl Store {
         if let Some(id) = self.series_id(series)?
             && let Some((from, to)) = self.clip((from, to), "minutes")?
         {
+            // One key lookup per hour, as in `hour_buckets`.
             let mut statement = self
                 .conn
-                .prepare_cached(
-                    "WITH RECURSIVE span(hour) AS (
-                        SELECT ?2 UNION ALL SELECT hour + ?4 FROM span WHERE hour + ?4 < ?3
-                     )
-                     SELECT m.hour_ms, m.buckets
-                     FROM span JOIN minutes m ON m.hour_ms = span.hour AND m.series_id = ?1",
-                )
+                .prepare_cached("SELECT buckets FROM minutes WHERE hour_ms = ?1 AND series_id = ?2")
                 .at(&self.path)?;
-            let rows = statement
-                .query_map(params![id, from, to, HOUR_MS as i64], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
-                })
-                .at(&self.path)?;
-            for row in rows {
-                let (hour, bytes) = row.at(&self.path)?;
-                let hour = hour.unsigned_abs();
-                match HourBuckets::unpack(&bytes, hour) {
-                    Some(buckets) => out.push((hour, buckets)),
-                    None => {
-                        warn!(path = %self.path.display(), %series, hour, "a saved hour of history does not decode; left out")
+            let mut hour = from;
+            while hour < to {
+                let found: Option<Vec<u8>> = statement
+                    .query_row(params![hour, id], |row| row.get(0))
+                    .optional()
+                    .at(&self.path)?;
+                if let Some(bytes) = found {
+                    let start = hour.unsigned_abs();
+                    match HourBuckets::unpack(&bytes, start) {
+                        Some(buckets) => out.push((start, buckets)),
+                        None => {
+                            warn!(path = %self.path.display(), %series, hour, "a saved hour of history does not decode; left out")
+                        }
                     }
                 }
+                hour += HOUR_MS as i64;
             }
         }
         for ((open_series, hour), buckets) in &self.open.hours {
@@ -609,12 +608,16 @@ impl Store {
     /// `span` narrowed to the hours `table` holds, so a query over all time walks only those;
     /// `None` if it holds none of them.
     fn clip(&self, (from, to): (i64, i64), table: &str) -> Result<Option<(i64, i64)>, StoreError> {
-        let bounds: (Option<i64>, Option<i64>) = self
-            .conn
-            .prepare_cached(&format!("SELECT min(hour_ms), max(hour_ms) FROM {table}"))
-            .at(&self.path)?
-            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
-            .at(&self.path)?;
+        // Two statements: SQLite reads a lone min() or max() of the key's first column from
+        // one end of the index, but both in one statement scan the whole table.
+        let bound = |aggregate: &str| -> Result<Option<i64>, StoreError> {
+            self.conn
+                .prepare_cached(&format!("SELECT {aggregate}(hour_ms) FROM {table}"))
+                .at(&self.path)?
+                .query_row([], |row| row.get(0))
+                .at(&self.path)
+        };
+        let bounds = (bound("min")?, bound("max")?);
         let (Some(first), Some(last)) = bounds else {
             return Ok(None);
         };
