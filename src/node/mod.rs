@@ -174,6 +174,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         room: config.node.room.clone(),
         started_at_ms,
     };
+    // After a kill the open hour of the minute history was lost; the raw points of this
+    // node's sensors, saved periodically, give most of it back.
+    match store.rebuild_recent(physical_ms()) {
+        Ok(0) => {}
+        Ok(hours) => info!(
+            hours,
+            "minute history of this node's sensors rebuilt from raw points"
+        ),
+        Err(error) => {
+            warn!(%error, "cannot rebuild the recent minute history; peers may give it back")
+        }
+    }
     let store = StoreHandle::spawn(store)?;
     let (office, office_handle, outbox) =
         Office::new(replica, identity, store.clone(), config.store.save_interval).await?;

@@ -293,6 +293,50 @@ impl Store {
         })
     }
 
+    /// Rebuilds the minute buckets of the last two hours (before `now_ms`) of the node's own
+    /// sensors from their raw points, which the periodic save keeps: after a kill, the open
+    /// hour's buckets were lost with the process, the raw points up to the last save were not.
+    /// Merged by count like a peer's buckets, so buckets a clean shutdown wrote are not
+    /// counted twice. Returns the series-hours that changed.
+    pub fn rebuild_recent(&mut self, now_ms: u64) -> Result<usize, StoreError> {
+        let since = hour_of(sql_ms(now_ms).unwrap_or(i64::MAX)) - HOUR_MS as i64;
+        let mut built: HashMap<(Series, i64), HourBuckets> = HashMap::new();
+        {
+            let mut statement = self
+                .conn
+                .prepare(
+                    "SELECT s.node_id, s.sensor, s.room, s.quantity, h.measured_at_ms, h.value
+                     FROM history h JOIN series s ON s.id = h.series_id
+                     WHERE h.measured_at_ms >= ?1",
+                )
+                .at(&self.path)?;
+            let rows = statement
+                .query_map([since], |row| {
+                    Ok((
+                        [row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?],
+                        row.get::<_, i64>(4)?,
+                        row.get::<_, f64>(5)?,
+                    ))
+                })
+                .at(&self.path)?;
+            for row in rows {
+                let (names, at_ms, value) = row.at(&self.path)?;
+                let series = self.series_key(names)?;
+                built
+                    .entry((series, hour_of(at_ms)))
+                    .or_default()
+                    .add(at_ms.unsigned_abs(), value);
+            }
+        }
+        let mut changed = 0;
+        for ((series, hour), buckets) in built {
+            if self.merge_hour(series, hour.unsigned_abs(), &buckets)? {
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
     /// Writes every open hour, the one under way included, as it is: at shutdown.
     pub fn flush_minutes(&mut self) -> Result<usize, StoreError> {
         self.close_hours(|_| true)

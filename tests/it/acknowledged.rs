@@ -155,3 +155,87 @@ fn acknowledged_writes_survive_a_kill_right_after_the_answer() {
         }
     }
 }
+
+/// Writes in flight when the node is killed, at another moment each round (after the 3rd,
+/// 11th, 23rd acknowledgement of a writer that never pauses): every target acknowledged
+/// before the kill is there after the restart, and the minute history of the node's own
+/// sensor lacks at most what came after its last periodic save.
+#[test]
+fn a_kill_in_the_middle_of_writes_keeps_every_acknowledged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = Node::builder(dir.path().join("busy"))
+        .room("lab")
+        .config(&format!("{QUIET_CONFIG}[store]\nsave_interval_s = 1\n"));
+    let mut node = builder.start();
+    let mut acknowledged: Vec<(String, f64)> = Vec::new();
+    let mut readings_saved = 0u64;
+    for (round, kill_after) in [3usize, 11, 23].into_iter().enumerate() {
+        // Five sensors: the raw history keeps one point per sensor and millisecond, and
+        // acknowledged readings can be that close.
+        for (sensor, value) in [20.0, 21.0, 22.0, 23.0, 24.0].into_iter().enumerate() {
+            node.post_reading(&format!("desk-{sensor}"), "lab", value);
+        }
+        // The periodic save (every second here) takes the raw points with it.
+        node.wait_saved();
+        readings_saved += 5;
+
+        let address: std::net::SocketAddr = node.url()["http://".len()..].parse().unwrap();
+        // Far more than the writer gets answered between the kill and its failed request.
+        let (acks, acked) = std::sync::mpsc::sync_channel(1024);
+        let writer = std::thread::spawn(move || {
+            for i in 0.. {
+                let room = format!("room-{round}-{i}");
+                let value = 15.0 + f64::from(i % 10);
+                let body = json!({"value": value, "set_by": "mendes"}).to_string();
+                let path = format!("/api/targets/{room}/temperature");
+                match crate::support::node::request(address, "PUT", &path, Some(&body)) {
+                    Ok(_) => {
+                        if acks.send((room, value)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        let mut this_round = Vec::new();
+        while this_round.len() < kill_after {
+            this_round.push(acked.recv().expect("the writer acknowledges writes"));
+        }
+        node.kill();
+        writer.join().unwrap();
+        // Answers that came back while the kill was on its way count too.
+        this_round.extend(acked.try_iter());
+        acknowledged.extend(this_round);
+
+        node = builder.start();
+        for (room, value) in &acknowledged {
+            assert_eq!(
+                node.target(room, "temperature"),
+                Some(*value),
+                "round {round}: the acknowledged target of {room} was lost"
+            );
+        }
+        let query = format!(
+            "/api/history?node={}&room=lab&from=-2h&step=1m",
+            node.peer_id()
+        );
+        let answer = node.get(&query).unwrap();
+        let counted: u64 = answer["series"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|series| {
+                series["sensor"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("desk-"))
+            })
+            .flat_map(|series| series["count"].as_array().cloned().unwrap_or_default())
+            .filter_map(|count| count.as_u64())
+            .sum();
+        assert!(
+            counted >= readings_saved,
+            "round {round}: the history holds {counted} readings of the desk sensors, fewer than the {readings_saved} saved before the kill: {answer}"
+        );
+    }
+}
