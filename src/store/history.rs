@@ -18,6 +18,12 @@ use super::{At, Store, StoreError, corrupt};
 pub use crate::state::Series;
 use crate::state::{NodeId, Quantity, Reading, ReadingKey, Room, SensorId};
 
+/// One minute.
+pub const MINUTE_MS: u64 = 60_000;
+
+/// One hour: the unit the history is written and pruned in.
+pub const HOUR_MS: u64 = 60 * MINUTE_MS;
+
 /// A sensible retention for raw history: 7 days, about 600 000 rows per sensor reporting
 /// every second.
 pub const DEFAULT_RAW_RETENTION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
@@ -104,7 +110,7 @@ fn hour_of(ms: i64) -> i64 {
 }
 
 /// An hour as SQLite stores it.
-const BUCKET_MS: i64 = super::minutes::HOUR_MS as i64;
+const BUCKET_MS: i64 = HOUR_MS as i64;
 
 impl Store {
     /// Appends a batch of readings in one transaction: all of them or, on an error, none.

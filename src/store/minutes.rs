@@ -26,14 +26,8 @@ use tracing::warn;
 
 use super::{
     At, Store, StoreError,
-    history::{HistoryRow, Series, series_state, sql_ms},
+    history::{HOUR_MS, HistoryRow, MINUTE_MS, Series, series_state, sql_ms},
 };
-
-/// One minute.
-pub const MINUTE_MS: u64 = 60_000;
-
-/// One hour: the unit the history is written and pruned in.
-pub const HOUR_MS: u64 = 60 * MINUTE_MS;
 
 const MINUTES_PER_HOUR: usize = 60;
 

@@ -48,9 +48,10 @@ use tracing::{info, warn};
 
 pub use self::{
     history::{
-        DEFAULT_RAW_RETENTION_MS, HistoryRow, MAX_HISTORY_QUERY_ROWS, PruneBefore, Pruned, Series,
+        DEFAULT_RAW_RETENTION_MS, HOUR_MS, HistoryRow, MAX_HISTORY_QUERY_ROWS, MINUTE_MS,
+        PruneBefore, Pruned, Series,
     },
-    minutes::{Bucket, CLOSE_GRACE_MS, HOUR_MS, HourBuckets, MINUTE_MS, SeriesFilter},
+    minutes::{Bucket, CLOSE_GRACE_MS, HourBuckets, SeriesFilter},
     schema::SCHEMA_VERSION,
     worker::{REQUEST_CAPACITY, ReplicaSave, SaveOutcome, StoreHandle},
 };
