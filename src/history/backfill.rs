@@ -20,6 +20,7 @@ use std::{
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
+use super::config::MAX_BACKFILL_HOURS;
 use crate::{
     net::{NetError, NetHandle, PeerId},
     store::{HOUR_MS, HourBuckets, Store, StoreError, StoreHandle},
@@ -116,13 +117,16 @@ pub fn answer(store: &Store, from: PeerId, ask: &[u8]) -> Vec<u8> {
 }
 
 fn page_for(store: &Store, ask: &HistoryAsk) -> Result<HistoryPage, StoreError> {
+    // However far back a peer asks, answer at most the longest window a node asks for.
+    let longest_ms = MAX_BACKFILL_HOURS * HOUR_MS;
+    let from_ms = ask.from_ms.max(ask.to_ms.saturating_sub(longest_ms));
     let theirs: HashMap<_, u64> = ask
         .have
         .iter()
         .map(|(series, hour, count)| ((series.clone(), *hour), *count))
         .collect();
     let mut wanted: Vec<_> = store
-        .counts(&(ask.from_ms..ask.to_ms))?
+        .counts(&(from_ms..ask.to_ms))?
         .into_iter()
         .filter(|(key, count)| *count > theirs.get(key).copied().unwrap_or(0))
         .map(|(key, _)| key)
@@ -156,14 +160,17 @@ pub async fn backfill(
     let range = now_ms.saturating_sub(window.as_millis() as u64)..now_ms + HOUR_MS;
     let mut done = Backfilled::default();
     while done.pages < MAX_PAGES {
-        let range = range.clone();
-        let ask = store.run(move |store| have(store, range)).await??;
+        let asking = range.clone();
+        let ask = store.run(move |store| have(store, asking)).await??;
         let bytes = net.ask_history(peer, encode_history_ask(&ask)).await?;
         let page =
             decode_history_page(&bytes).map_err(|error| BackfillError::Page { peer, error })?;
         done.pages += 1;
         let more = page.more;
-        let (merged, refused) = store.run(move |store| merge(store, page, now_ms)).await??;
+        let asked = range.clone();
+        let (merged, refused) = store
+            .run(move |store| merge(store, page, &asked, now_ms))
+            .await??;
         done.hours_merged += merged;
         done.hours_refused += refused;
         // No progress means the peer keeps sending what does not merge: stop.
@@ -174,11 +181,22 @@ pub async fn backfill(
     Ok(done)
 }
 
-/// Merges a page; returns (series-hours changed, series-hours refused).
-fn merge(store: &mut Store, page: HistoryPage, now_ms: u64) -> Result<(usize, usize), StoreError> {
+/// Merges a page; returns (series-hours changed, series-hours refused). An hour outside
+/// `asked` was not asked for (a peer's clock far off, or a bad peer) and is refused: kept, a
+/// future hour would sit in memory until its end.
+fn merge(
+    store: &mut Store,
+    page: HistoryPage,
+    asked: &Range<u64>,
+    now_ms: u64,
+) -> Result<(usize, usize), StoreError> {
     let (mut merged, mut refused) = (0, 0);
     for (series, hour, packed) in page.hours {
-        let Some(buckets) = HourBuckets::unpack(&packed, hour) else {
+        let in_range = hour
+            .checked_add(HOUR_MS)
+            .is_some_and(|end| end > asked.start)
+            && hour < asked.end;
+        let Some(buckets) = HourBuckets::unpack(&packed, hour).filter(|_| in_range) else {
             refused += 1;
             continue;
         };
@@ -257,5 +275,94 @@ impl Backfiller {
             let peer = &peers[(now_ms / 7) as usize % peers.len()];
             self.start_for(peer.peer, RECENT_WINDOW.min(self.window), now_ms);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        state::{NodeId, Quantity, Room, SensorId},
+        store::{HistoryRow, MINUTE_MS},
+    };
+
+    /// 2026-12-07T10:00:00Z.
+    const HOUR0: u64 = 1_796_637_600_000;
+
+    fn row(sensor: &str, value: f64, at_ms: u64) -> HistoryRow {
+        HistoryRow {
+            node: NodeId::new("12D3KooWOwner").unwrap(),
+            sensor: SensorId::new(sensor).unwrap(),
+            room: Room::new("lab").unwrap(),
+            quantity: Quantity::Temperature,
+            value,
+            measured_at_ms: at_ms,
+        }
+    }
+
+    fn peer() -> PeerId {
+        PeerId::random()
+    }
+
+    /// One round of the protocol between two stores, without the network: B asks, A
+    /// answers, B merges. Returns what B merged and whether A said there was more.
+    fn round(a: &Store, b: &mut Store, range: Range<u64>, now_ms: u64) -> (usize, usize, bool) {
+        let ask = encode_history_ask(&have(b, range.clone()).unwrap());
+        let page = decode_history_page(&answer(a, peer(), &ask)).unwrap();
+        let more = page.more;
+        let (merged, refused) = merge(b, page, &range, now_ms).unwrap();
+        (merged, refused, more)
+    }
+
+    #[test]
+    fn an_ask_brings_what_the_asker_lacks_and_then_nothing() {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut a = Store::open(dir_a.path()).unwrap();
+        let mut b = Store::open(dir_b.path()).unwrap();
+        let now = HOUR0 + 3 * HOUR_MS;
+        // A heard three hours of two sensors; B heard only the last reading of each.
+        let rows: Vec<_> = (0..3 * 60)
+            .flat_map(|minute| {
+                let at = HOUR0 + minute * MINUTE_MS + 1000;
+                [row("desk", 20.0, at), row("door", 18.0, at)]
+            })
+            .collect();
+        a.observe(&rows, now).unwrap();
+        b.observe(&rows[rows.len() - 2..], now).unwrap();
+        let range = HOUR0..now + HOUR_MS;
+        let (merged, refused, more) = round(&a, &mut b, range.clone(), now);
+        assert_eq!(
+            (merged, refused, more),
+            (6, 0, false),
+            "3 hours x 2 sensors"
+        );
+        assert_eq!(b.counts(&range).unwrap(), a.counts(&range).unwrap());
+        let (merged, _, _) = round(&a, &mut b, range.clone(), now);
+        assert_eq!(merged, 0, "nothing left to bring");
+    }
+
+    #[test]
+    fn hours_outside_the_ask_and_garbled_asks_are_refused() {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut a = Store::open(dir_a.path()).unwrap();
+        let mut b = Store::open(dir_b.path()).unwrap();
+        let now = HOUR0 + HOUR_MS;
+        a.observe(&[row("desk", 20.0, HOUR0 + 1000)], now).unwrap();
+        // B asks for a later stretch; a page holding hour 0 anyway is refused.
+        let page = page_for(
+            &a,
+            &HistoryAsk {
+                from_ms: 0,
+                to_ms: now,
+                have: Vec::new(),
+            },
+        )
+        .unwrap();
+        assert_eq!(page.hours.len(), 1);
+        let later = HOUR0 + HOUR_MS..now + HOUR_MS;
+        assert_eq!(merge(&mut b, page, &later, now).unwrap(), (0, 1));
+        // An ask that does not decode gets an empty page.
+        let empty = decode_history_page(&answer(&a, peer(), b"not an ask")).unwrap();
+        assert!(empty.hours.is_empty() && !empty.more);
     }
 }
