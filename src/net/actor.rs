@@ -72,6 +72,8 @@ pub struct Net {
     outbound: HashMap<OutboundRequestId, PeerId>,
     /// History asks sent for the node, by request, with where their answer goes.
     history_asks: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>>,
+    /// Writes handed to a peer to hold, by request, with where the confirmation goes.
+    holds: HashMap<OutboundRequestId, oneshot::Sender<Result<PeerId, NetError>>>,
     replies: FuturesUnordered<BoxFuture<'static, Reply>>,
     bootstrap: Vec<Bootstrap>,
     /// Dials of bootstrap peers under way, to the index of their entry in `bootstrap`: how a
@@ -98,6 +100,9 @@ struct PeerState {
     rtt: Option<Duration>,
     ping_failures: HashMap<ConnectionId, u32>,
     agent_version: Option<String>,
+    /// It does not speak the hold protocol (an older version): not asked again while
+    /// connected.
+    no_hold: bool,
 }
 
 /// A sync session this node runs as the asker.
@@ -137,6 +142,11 @@ enum Reply {
         after: Option<Cursor>,
         channel: ResponseChannel<SyncResponse>,
         missing: Option<Delta>,
+    },
+    Held {
+        peer: PeerId,
+        channel: ResponseChannel<bool>,
+        held: Option<bool>,
     },
     HistoryPage {
         peer: PeerId,
@@ -237,6 +247,7 @@ impl Net {
             last_pull: HashMap::new(),
             outbound: HashMap::new(),
             history_asks: HashMap::new(),
+            holds: HashMap::new(),
             replies: FuturesUnordered::new(),
             bootstrap,
             bootstrap_dials: HashMap::new(),
@@ -338,6 +349,7 @@ impl Net {
                 let request_id = self.swarm.behaviour_mut().history.send_request(&peer, ask);
                 self.history_asks.insert(request_id, reply);
             }
+            NetCommand::Hold { delta, reply } => self.ask_to_hold(&delta, reply),
             NetCommand::Peers(reply) => {
                 let _ = reply.send(self.peer_infos());
             }
@@ -705,6 +717,7 @@ impl Net {
             BehaviourEvent::Gossipsub(event) => self.handle_gossipsub(event),
             BehaviourEvent::Sync(event) => self.handle_sync(event),
             BehaviourEvent::History(event) => self.handle_history(event),
+            BehaviourEvent::Hold(event) => self.handle_hold(event),
             BehaviourEvent::Mdns(event) => self.handle_mdns(event),
             BehaviourEvent::Identify(event) => self.handle_identify(event),
             BehaviourEvent::Ping(event) => self.handle_ping(event),
@@ -1089,6 +1102,22 @@ impl Net {
                     debug!(%peer, "peer gave up on its sync request before the answer");
                 }
             }
+            Reply::Held {
+                peer,
+                channel,
+                held,
+            } => {
+                let held = held.unwrap_or(false);
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .hold
+                    .send_response(channel, held)
+                    .is_err()
+                {
+                    debug!(%peer, "peer gave up on its hold request before the answer");
+                }
+            }
             Reply::HistoryPage {
                 peer,
                 channel,
@@ -1162,6 +1191,136 @@ impl Net {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+
+    // ---- holding writes ----
+
+    /// Sends a write of this node's to the connected peer with the shortest round trip that
+    /// speaks the hold protocol.
+    fn ask_to_hold(&mut self, delta: &Delta, reply: oneshot::Sender<Result<PeerId, NetError>>) {
+        let holder = self
+            .peers
+            .iter()
+            .filter(|(_, state)| !state.connections.is_empty() && !state.no_hold)
+            .min_by_key(|(peer, state)| (state.rtt.unwrap_or(Duration::MAX), **peer))
+            .map(|(peer, _)| *peer);
+        let Some(holder) = holder else {
+            let _ = reply.send(Err(NetError::NoHolder));
+            return;
+        };
+        let request_id = self
+            .swarm
+            .behaviour_mut()
+            .hold
+            .send_request(&holder, wire::encode_delta(delta));
+        self.holds.insert(request_id, reply);
+    }
+
+    fn handle_hold(&mut self, event: request_response::Event<Vec<u8>, bool>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.hold_for(peer, &request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response: held,
+                } => {
+                    if let Some(reply) = self.holds.remove(&request_id) {
+                        let _ = reply.send(if held {
+                            Ok(peer)
+                        } else {
+                            Err(NetError::NotHeld(peer))
+                        });
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if matches!(
+                    error,
+                    request_response::OutboundFailure::UnsupportedProtocols
+                ) && let Some(state) = self.peers.get_mut(&peer)
+                {
+                    state.no_hold = true;
+                }
+                if let Some(reply) = self.holds.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "answering a hold request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Merges a write `peer` asks this node to hold, checked as a gossiped one is: it must
+    /// decode, hold only valid values and only `peer`'s own writes.
+    fn hold_for(&mut self, peer: PeerId, request: &[u8], channel: ResponseChannel<bool>) {
+        let refusal = match wire::decode_delta(request) {
+            Ok(decoded) if decoded.rejected.is_empty() => {
+                let writer = node_id(&peer);
+                let foreign = decoded
+                    .delta
+                    .store
+                    .dots()
+                    .find(|(_, dot)| dot.writer != writer)
+                    .map(|(part, dot)| format!("it holds {part} {dot}, a write of another node"));
+                match foreign {
+                    Some(reason) => Err(reason),
+                    None => Ok(decoded.delta),
+                }
+            }
+            Ok(decoded) => Err(format!(
+                "{} invalid entries, e.g. {}",
+                decoded.rejected.len(),
+                decoded.rejected[0]
+            )),
+            Err(error) => Err(error.to_string()),
+        };
+        let delta = match refusal {
+            Ok(delta) => delta,
+            Err(reason) => {
+                self.misbehaved(
+                    peer,
+                    format!("asked to hold a write that was refused: {reason}"),
+                );
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .hold
+                    .send_response(channel, false);
+                return;
+            }
+        };
+        let Some(reply) = self.ask_node(|reply| NetEvent::HoldRequested {
+            from: peer,
+            delta,
+            reply,
+        }) else {
+            // The node is overwhelmed: the writer saves the write itself.
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .hold
+                .send_response(channel, false);
+            return;
+        };
+        self.wait_for(async move {
+            Reply::Held {
+                peer,
+                channel,
+                held: answer(reply).await,
+            }
+        });
     }
 
     // ---- discovery and liveness ----

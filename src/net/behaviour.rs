@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use super::{
     NetError,
     history::{HISTORY_PROTOCOL, HistoryCodec},
+    hold::{HOLD_PROTOCOL, HOLD_REQUEST_TIMEOUT, HoldCodec, MAX_HOLD_STREAMS},
     sync::{SYNC_PROTOCOL, SyncCodec},
 };
 
@@ -140,6 +141,7 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     pub sync: request_response::Behaviour<SyncCodec>,
     pub history: request_response::Behaviour<HistoryCodec>,
+    pub hold: request_response::Behaviour<HoldCodec>,
 }
 
 /// What the behaviour is built from.
@@ -195,6 +197,13 @@ impl Behaviour {
                 .with_request_timeout(SYNC_REQUEST_TIMEOUT)
                 .with_max_concurrent_streams(MAX_SYNC_STREAMS),
         );
+        let hold = request_response::Behaviour::with_codec(
+            HoldCodec,
+            [(HOLD_PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(HOLD_REQUEST_TIMEOUT)
+                .with_max_concurrent_streams(MAX_HOLD_STREAMS),
+        );
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             allow: allow.into(),
@@ -204,6 +213,7 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             sync,
             history,
+            hold,
         })
     }
 }

@@ -38,6 +38,7 @@ mod counting;
 #[cfg(feature = "bench")]
 mod delay;
 pub mod history;
+pub mod hold;
 pub mod join;
 pub mod paging;
 pub mod settings;
@@ -60,6 +61,7 @@ pub use self::{
         content_id,
     },
     history::HISTORY_PROTOCOL,
+    hold::HOLD_PROTOCOL,
     join::{JoinToken, JoinTokenError},
     swarm_key::{SWARM_KEY_LEN, SwarmKey, SwarmKeyError},
     sync::{SYNC_PAGE_BYTES, SYNC_PROTOCOL},
@@ -190,6 +192,10 @@ pub enum NetError {
     Dial { address: Multiaddr, reason: String },
     #[error("the request to peer {peer} failed: {reason}")]
     Request { peer: PeerId, reason: String },
+    #[error("no connected peer can hold a write")]
+    NoHolder,
+    #[error("peer {0} did not hold the write")]
+    NotHeld(PeerId),
     #[error("the network actor has stopped")]
     Stopped,
 }
@@ -301,6 +307,13 @@ pub enum NetEvent {
         ask: Vec<u8>,
         reply: oneshot::Sender<Vec<u8>>,
     },
+    /// Peer `from` asks this node to hold one of its writes (`hold::HOLD_PROTOCOL`): merge
+    /// `delta` and answer whether it is now held, every entry of it admitted.
+    HoldRequested {
+        from: PeerId,
+        delta: Delta,
+        reply: oneshot::Sender<bool>,
+    },
     /// A peer sent data no honest peer sends (a gossiped delta with another node's writes,
     /// invalid entries); it was dropped, and gossip penalises the peer. Sent once per peer,
     /// like the log line.
@@ -361,6 +374,12 @@ pub enum NetCommand {
         ask: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
     },
+    /// Hand a write of this node's to one connected peer to hold
+    /// (`hold::HOLD_PROTOCOL`); the reply names the peer once it confirms.
+    Hold {
+        delta: Delta,
+        reply: oneshot::Sender<Result<PeerId, NetError>>,
+    },
 }
 
 /// The node's way to the net actor. Cheap to clone; every method fails with
@@ -405,6 +424,14 @@ impl NetHandle {
     pub async fn ask_history(&self, peer: PeerId, ask: Vec<u8>) -> Result<Vec<u8>, NetError> {
         self.ask(|reply| NetCommand::AskHistory { peer, ask, reply })
             .await?
+    }
+
+    /// Hands a write of this node's (its delta) to one connected peer, the one with the
+    /// shortest round trip, and returns that peer once it confirms it holds the write. Fails
+    /// when no peer is connected, the peer refuses or the request fails; callers bound the
+    /// wait themselves.
+    pub async fn hold(&self, delta: Delta) -> Result<PeerId, NetError> {
+        self.ask(|reply| NetCommand::Hold { delta, reply }).await?
     }
 
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {

@@ -189,6 +189,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let store = StoreHandle::spawn(store)?;
     let (office, office_handle, outbox) =
         Office::new(replica, identity, store.clone(), config.store.save_interval).await?;
+    let office = office.with_peer_hold(config.store.peer_hold);
 
     let mut bootstrap = config.network.peers.clone();
     bootstrap.extend(joined);
@@ -390,7 +391,21 @@ fn chat_asker(bot: Arc<Bot>, net: NetHandle) -> SharedAsker {
 
 /// Pushes each local delta to the network, in the publish batch or at once.
 async fn forward_outbox(mut outbox: mpsc::Receiver<Outgoing>, net: NetHandle) {
-    while let Some(Outgoing { delta, urgent }) = outbox.recv().await {
+    while let Some(Outgoing {
+        delta,
+        urgent,
+        held,
+    }) = outbox.recv().await
+    {
+        if let Some(held) = held {
+            // Beside the publishing, so a slow holder never holds up the outbox; the office
+            // bounds the wait and a dropped answer counts as not held.
+            let net = net.clone();
+            let delta = delta.clone();
+            tokio::spawn(async move {
+                let _ = held.send(net.hold(delta).await.is_ok());
+            });
+        }
         let sent = if urgent {
             net.publish_now(delta).await
         } else {
@@ -420,6 +435,12 @@ async fn handle_net_events(
                     return;
                 };
                 let _ = reply.send(page);
+            }
+            NetEvent::HoldRequested { from, delta, reply } => {
+                let Ok(report) = office.merge(delta, net::node_id(&from)).await else {
+                    return;
+                };
+                let _ = reply.send(report.rejected.is_empty());
             }
             NetEvent::DeltaReceived {
                 from, delta, reply, ..

@@ -10,7 +10,9 @@
 //! What it saves is what changed, as deltas appended to the store's journal under a base
 //! snapshot, one save at a time:
 //! - a write someone is told is done: its own delta, synced, shared by the writes waiting
-//!   together (group commit);
+//!   together (group commit); unless it is a reading and a peer confirms within
+//!   `[store] peer_hold_ms` that it holds it (the network's hold protocol): then it goes
+//!   with the periodic save, and after a kill -9 the peer gives it back by sync;
 //! - every `[store] save_interval_s`: the changes since the last such save (`pending`)
 //!   restricted to what this node keeps itself ([`keep::kept_by`]: its own writes, what
 //!   people said, alerts), not synced; peers give the rest back by sync after a crash;
@@ -95,6 +97,8 @@ pub struct Outgoing {
     pub delta: Delta,
     /// Publish now rather than with the next batch.
     pub urgent: bool,
+    /// Also hand it to one peer to hold, and say here whether one confirmed it does.
+    pub held: Option<oneshot::Sender<bool>>,
 }
 
 /// Why an office request failed.
@@ -225,13 +229,18 @@ pub struct Identity {
     pub started_at_ms: u64,
 }
 
-/// Store work the actor sent and has not heard back from.
-enum StoreDone {
+/// Work the actor sent off, to the store thread or to a peer, and has not heard back from.
+enum Done {
     Saved {
         taken: Box<Taken>,
         outcome: SaveOutcome,
     },
     Observed(Result<usize, StoreError>),
+    /// A write handed to a peer to hold: whether one confirmed in time.
+    Held {
+        waiting: Waiting,
+        held: bool,
+    },
 }
 
 /// What a save on its way took from the actor, to settle when it lands.
@@ -277,13 +286,16 @@ pub struct Office {
     /// history.
     seen: Vec<HistoryRow>,
     /// Saves and prunes on their way through the store thread.
-    in_flight: FuturesUnordered<BoxFuture<'static, StoreDone>>,
+    in_flight: FuturesUnordered<BoxFuture<'static, Done>>,
     /// Whether one of `in_flight` is a save: saves go one at a time.
     saving: bool,
     /// Durable writes waiting for a save (the next one: not one on its way already).
     waiting: Vec<Waiting>,
     /// How often what changed without an acknowledgement is saved (`[store]`).
     save_interval: Duration,
+    /// How long an acknowledged reading waits for a peer to hold it before it is synced
+    /// here instead (`[store] peer_hold_ms`); zero: always synced here.
+    peer_hold: Duration,
 }
 
 impl Office {
@@ -327,6 +339,7 @@ impl Office {
             saving: false,
             waiting: Vec::new(),
             save_interval,
+            peer_hold: Duration::ZERO,
         };
         let handle = OfficeHandle {
             commands: commands_tx,
@@ -334,6 +347,14 @@ impl Office {
             unsaved,
         };
         Ok((office, handle, outbox_rx))
+    }
+
+    /// Acknowledges a reading once a peer confirms it holds it, waiting at most `deadline`
+    /// for that before syncing it here instead. Zero (the default): always synced here.
+    #[must_use]
+    pub fn with_peer_hold(mut self, deadline: Duration) -> Self {
+        self.peer_hold = deadline;
+        self
     }
 
     pub fn id(&self) -> &NodeId {
@@ -397,17 +418,42 @@ impl Office {
                 write,
                 durable,
                 reply,
-            } => match self.write(write).await {
-                Ok(delta) if durable => {
-                    // Saved now, or with the next save if one is on its way: writes that
-                    // arrive meanwhile share that one.
-                    self.waiting.push(Waiting { delta, reply });
-                    self.start_save();
+            } => {
+                let (held, confirmed) =
+                    if durable && !self.peer_hold.is_zero() && write.peer_may_hold() {
+                        let (held, confirmed) = oneshot::channel();
+                        (Some(held), Some(confirmed))
+                    } else {
+                        (None, None)
+                    };
+                match (self.write(write, held).await, confirmed) {
+                    (Ok(delta), Some(confirmed)) => {
+                        let deadline = self.peer_hold;
+                        self.in_flight.push(
+                            async move {
+                                let held = matches!(
+                                    tokio::time::timeout(deadline, confirmed).await,
+                                    Ok(Ok(true))
+                                );
+                                Done::Held {
+                                    waiting: Waiting { delta, reply },
+                                    held,
+                                }
+                            }
+                            .boxed(),
+                        );
+                    }
+                    (Ok(delta), None) if durable => {
+                        // Saved now, or with the next save if one is on its way: writes that
+                        // arrive meanwhile share that one.
+                        self.waiting.push(Waiting { delta, reply });
+                        self.start_save();
+                    }
+                    (result, _) => {
+                        let _ = reply.send(result.map(drop));
+                    }
                 }
-                result => {
-                    let _ = reply.send(result.map(drop));
-                }
-            },
+            }
             Command::Merge { delta, from, reply } => {
                 // The readings this node has not seen yet, kept for the history if the
                 // merge admits them.
@@ -452,8 +498,13 @@ impl Office {
         }
     }
 
-    /// Makes a local write and returns its delta.
-    async fn write(&mut self, write: Write) -> Result<Delta, OfficeError> {
+    /// Makes a local write and returns its delta; `held`, if given, hears whether a peer
+    /// confirmed it holds the write.
+    async fn write(
+        &mut self,
+        write: Write,
+        held: Option<oneshot::Sender<bool>>,
+    ) -> Result<Delta, OfficeError> {
         self.ensure_saved_lease().await?;
         let urgent = write.urgent();
         let delta = match write.apply(&mut self.replica, physical_ms()) {
@@ -469,6 +520,7 @@ impl Office {
         let outgoing = Outgoing {
             delta: delta.clone(),
             urgent,
+            held,
         };
         if self.outbox.send(outgoing).await.is_err() {
             debug!("network stopped; the write stays local until sync");
@@ -544,6 +596,7 @@ impl Office {
                     .send(Outgoing {
                         delta,
                         urgent: false,
+                        held: None,
                     })
                     .await;
             }
@@ -592,9 +645,8 @@ impl Office {
         }
         let rows = std::mem::take(&mut self.seen);
         let store = self.store.clone();
-        self.in_flight.push(
-            async move { StoreDone::Observed(store.observe(rows, physical_ms()).await) }.boxed(),
-        );
+        self.in_flight
+            .push(async move { Done::Observed(store.observe(rows, physical_ms()).await) }.boxed());
     }
 
     fn changed(&mut self) {
@@ -681,7 +733,7 @@ impl Office {
         self.saving = true;
         self.in_flight.push(
             async move {
-                StoreDone::Saved {
+                Done::Saved {
                     outcome: store.save(replica, history).await,
                     taken: Box::new(taken),
                 }
@@ -720,9 +772,9 @@ impl Office {
         }
     }
 
-    fn finished(&mut self, done: StoreDone) {
+    fn finished(&mut self, done: Done) {
         match done {
-            StoreDone::Saved { taken, outcome } => {
+            Done::Saved { taken, outcome } => {
                 self.saving = false;
                 let replica = outcome.replica.map_err(|error| error.to_string());
                 let journal_grew = replica.is_ok() && outcome.compact && !self.compact;
@@ -742,10 +794,23 @@ impl Office {
                     self.start_save();
                 }
             }
-            StoreDone::Observed(Err(error)) => {
+            Done::Observed(Err(error)) => {
                 warn!(%error, "cannot write the minute history; its open hours stay in memory and are retried");
             }
-            StoreDone::Observed(Ok(_)) => {}
+            Done::Observed(Ok(_)) => {}
+            // A peer holds it; it is saved here with the periodic save, like the node's own
+            // readings.
+            Done::Held {
+                waiting: Waiting { reply, .. },
+                held: true,
+            } => {
+                let _ = reply.send(Ok(()));
+            }
+            // No peer confirmed in time: synced here, with the next save.
+            Done::Held {
+                waiting,
+                held: false,
+            } => self.waiting.push(waiting),
         }
         // Durable writes made while that save ran go with the next one, now; so do pending
         // changes that fell due meanwhile.
@@ -829,6 +894,18 @@ pub(crate) mod testing {
         shutdown: &CancellationToken,
         save_interval: Duration,
     ) -> (OfficeHandle, mpsc::Receiver<Outgoing>, StoreHandle) {
+        start_office_holding(dir, replica, shutdown, save_interval, Duration::ZERO).await
+    }
+
+    /// [`start_office_saving_every`] with acknowledged readings handed to a peer (the
+    /// outbox's `held`) for at most `peer_hold`.
+    pub async fn start_office_holding(
+        dir: &Path,
+        replica: Replica,
+        shutdown: &CancellationToken,
+        save_interval: Duration,
+        peer_hold: Duration,
+    ) -> (OfficeHandle, mpsc::Receiver<Outgoing>, StoreHandle) {
         let store = StoreHandle::spawn(Store::open(dir).expect("a store in a fresh directory"))
             .expect("the store thread starts");
         let identity = Identity {
@@ -839,7 +916,7 @@ pub(crate) mod testing {
         let (office, handle, outbox) = Office::new(replica, identity, store.clone(), save_interval)
             .await
             .expect("the first save succeeds");
-        tokio::spawn(office.run(shutdown.clone()));
+        tokio::spawn(office.with_peer_hold(peer_hold).run(shutdown.clone()));
         (handle, outbox, store)
     }
 }

@@ -4,7 +4,7 @@
 use std::{path::Path, time::Instant};
 
 use super::{
-    testing::{SAVE_INTERVAL, start_office, start_office_saving_every},
+    testing::{SAVE_INTERVAL, start_office, start_office_holding, start_office_saving_every},
     *,
 };
 use crate::{
@@ -112,6 +112,95 @@ async fn an_acknowledged_write_saves_its_own_delta_and_nothing_else() {
     assert_eq!(parts(&journal[0]), [Part::Targets]);
     assert!(!knows_writer(&journal[0], peer.id()), "{:?}", journal[0]);
     assert!(handle.unsaved(), "the rest is still pending");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_reading_a_peer_holds_is_acknowledged_without_a_save_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let replica = Replica::new(NodeId::new("12D3KooWHeld").unwrap(), DEFAULT_RETENTION_MS);
+    // A deadline no test reaches: only the peer's answer can settle the write.
+    let (handle, mut outbox, _store) = start_office_holding(
+        dir.path(),
+        replica,
+        &shutdown,
+        HOURLY,
+        Duration::from_secs(600),
+    )
+    .await;
+    let (handed, mut handed_rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(outgoing) = outbox.recv().await {
+            if let Some(held) = outgoing.held {
+                handed.send(outgoing.delta.clone()).await.unwrap();
+                let _ = held.send(true);
+            }
+        }
+    });
+    handle.write_durable(reading("pushed", 20.0)).await.unwrap();
+    let delta = handed_rx.recv().await.unwrap();
+    assert_eq!(parts(&delta), [Part::Readings], "the peer got the write");
+    assert!(
+        saved(dir.path()).journal.is_empty(),
+        "nothing synced here for a held reading"
+    );
+    assert!(handle.unsaved(), "it goes with the periodic save");
+
+    // What people said is synced here whatever peers hold.
+    let target = Write::Target {
+        room: Room::new("lab").unwrap(),
+        quantity: Quantity::Temperature,
+        value: 21.0,
+        unit: "°C".into(),
+        set_by: Person::new("ada").unwrap(),
+    };
+    handle.write_durable(target).await.unwrap();
+    assert!(handed_rx.try_recv().is_err(), "a target is not handed over");
+    let journal = saved(dir.path()).journal;
+    assert_eq!(journal.len(), 1, "{journal:?}");
+    assert_eq!(parts(&journal[0]), [Part::Targets]);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_reading_no_peer_holds_in_time_is_synced_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let replica = Replica::new(NodeId::new("12D3KooWAlone").unwrap(), DEFAULT_RETENTION_MS);
+    let (handle, mut outbox, _store) = start_office_holding(
+        dir.path(),
+        replica,
+        &shutdown,
+        HOURLY,
+        Duration::from_millis(50),
+    )
+    .await;
+    // The first peer never answers (frozen); the second says it does not hold it.
+    tokio::spawn(async move {
+        let mut silent = Vec::new();
+        while let Some(outgoing) = outbox.recv().await {
+            if let Some(held) = outgoing.held {
+                if silent.is_empty() {
+                    silent.push(held);
+                } else {
+                    let _ = held.send(false);
+                }
+            }
+        }
+    });
+    handle.write_durable(reading("pushed", 20.0)).await.unwrap();
+    let journal = saved(dir.path()).journal;
+    assert_eq!(
+        journal.len(),
+        1,
+        "synced here after the deadline: {journal:?}"
+    );
+    assert_eq!(parts(&journal[0]), [Part::Readings]);
+
+    handle.write_durable(reading("pushed", 21.0)).await.unwrap();
+    let journal = saved(dir.path()).journal;
+    assert_eq!(journal.len(), 2, "synced here when refused: {journal:?}");
     shutdown.cancel();
 }
 

@@ -57,6 +57,14 @@ impl Write {
         !matches!(self, Write::Reading { .. } | Write::Sightings { .. })
     }
 
+    /// Whether a peer's confirmation that it holds this write may stand in for a synced
+    /// save when it is acknowledged: a reading, which a device pushes again and again and
+    /// which a synced save each would cost the card most (docs/benchmarks.md). What people
+    /// said and alerts are synced on this node's own disk.
+    pub fn peer_may_hold(&self) -> bool {
+        matches!(self, Write::Reading { .. })
+    }
+
     /// Makes the change on `replica` at `now_ms` and returns its delta.
     pub fn apply(&self, replica: &mut Replica, now_ms: u64) -> Result<Delta, WriteError> {
         match self.clone() {

@@ -3,17 +3,19 @@
 //! so is an alert the node raised, before it announces it. The real binary, alone (no peer
 //! could give anything back), killed right after each answer; between runs the test reads
 //! the killed node's store through the library to check that no sequence number is reused.
+//! A reading may instead be held by a peer that confirmed it: then the killed node gets it
+//! back from that peer, and when the peer is frozen, the node syncs it itself.
 
 use std::{collections::BTreeSet, path::Path};
 
 use officemesh::{
-    state::{DEFAULT_RETENTION_MS, Dot, Replica},
+    state::{DEFAULT_RETENTION_MS, Dot, Reading, Replica},
     store::Store,
 };
 use serde_json::{Value, json};
 
 use crate::support::{
-    node::{Node, QUIET_CONFIG},
+    node::{Node, QUIET_CONFIG, reading_in, write_swarm_key},
     wait_for,
 };
 
@@ -43,6 +45,14 @@ fn own_dots(replica: &Replica) -> BTreeSet<Dot> {
         .filter(|(_, dot)| dot.writer == *replica.id())
         .map(|(_, dot)| dot.clone())
         .collect()
+}
+
+/// The value of the node's own reading of `sensor` in `replica`.
+fn own_reading(replica: &Replica, sensor: &str) -> Option<f64> {
+    replica
+        .latest::<Reading>()
+        .find(|(key, _)| key.node == *replica.id() && key.sensor.as_str() == sensor)
+        .map(|(_, reading)| reading.value)
 }
 
 /// The ids of the alerts in a `GET /api/alerts` answer.
@@ -238,4 +248,83 @@ fn a_kill_in_the_middle_of_writes_keeps_every_acknowledged_one() {
             "round {round}: the history holds {counted} readings of the desk sensors, fewer than the {readings_saved} saved before the kill: {answer}"
         );
     }
+}
+
+/// A reading the API acknowledged once a peer held it: the writer's own disk does not have
+/// it (that is the point: no synced write per pushed reading), the peer does at the moment
+/// of the answer, and after a kill -9 the writer gets it back from the peer. With the peer
+/// frozen (SIGSTOP), the writer syncs the reading on its own disk after `peer_hold_ms`, and
+/// it survives the kill without any peer.
+#[test]
+fn a_reading_a_peer_holds_survives_a_kill_of_its_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("swarm.key");
+    write_swarm_key(&key, 0x5e);
+    let holder = Node::builder(dir.path().join("holder"))
+        .swarm_key(&key)
+        .room("hall")
+        .start();
+    let writer_dir = dir.path().join("writer");
+    let builder = Node::builder(&writer_dir)
+        .swarm_key(&key)
+        .room("lab")
+        .peer(&holder.dial_address());
+    let mut writer = builder.start();
+    let holder_id = holder.peer_id();
+    let connected = |node: &Node| {
+        wait_for("the writer is connected to the holder", || {
+            let peers = node.get("/api/peers")?;
+            let ids: Vec<&str> = peers
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|peer| peer["id"].as_str())
+                .collect();
+            if ids.contains(&holder_id.as_str()) {
+                Ok(())
+            } else {
+                Err(format!("peers: {peers}"))
+            }
+        })
+    };
+    connected(&writer);
+
+    for round in 1..=3u8 {
+        let value = 20.0 + f64::from(round);
+        writer.post_reading("pushed", "lab", value);
+        // The holder merged it before it confirmed; no gossip is needed.
+        let held = reading_in(&holder.state(), "pushed");
+        writer.kill();
+        let saved = own_reading(&restored(&writer_dir), "pushed");
+        assert_ne!(
+            saved,
+            Some(value),
+            "round {round}: the writer synced a reading a peer held"
+        );
+        assert_eq!(
+            held,
+            Some(value),
+            "round {round}: the holder did not have the reading when the writer answered"
+        );
+        writer = builder.start();
+        writer.wait_for_reading("pushed", value);
+        connected(&writer);
+    }
+
+    // A frozen peer confirms nothing: the writer syncs the reading itself.
+    holder.signal("STOP");
+    writer.post_reading("pushed", "lab", 30.0);
+    writer.kill();
+    assert_eq!(
+        own_reading(&restored(&writer_dir), "pushed"),
+        Some(30.0),
+        "the reading no peer held was not synced on the writer's disk"
+    );
+    let writer = builder.start();
+    assert_eq!(
+        writer.reading("pushed"),
+        Some(30.0),
+        "the acknowledged reading was lost"
+    );
+    holder.signal("CONT");
 }

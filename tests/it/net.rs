@@ -14,8 +14,8 @@ use std::{
 use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 use officemesh::{
     net::{
-        BaseTransport, Net, NetConfig, NetEvent, NetHandle, Origin, Refusal, SwarmKey, Verdict,
-        node_id,
+        BaseTransport, Net, NetConfig, NetError, NetEvent, NetHandle, Origin, Refusal, SwarmKey,
+        Verdict, node_id,
     },
     state::{
         DEFAULT_RETENTION_MS, Delta, MIN_PLAUSIBLE_WALL_MS, NodeId, Quantity, Reading, Replica,
@@ -257,6 +257,13 @@ async fn play_node(
                 };
                 let _ = reply.send(answer);
             }
+            NetEvent::HoldRequested { from, delta, reply } => {
+                let report = replica
+                    .lock()
+                    .unwrap()
+                    .merge(delta, &node_id(&from), now_ms());
+                let _ = reply.send(report.rejected.is_empty());
+            }
             // These nodes keep no history: an empty answer.
             NetEvent::HistoryRequested { reply, .. } => {
                 let _ = reply.send(Vec::new());
@@ -476,6 +483,69 @@ async fn a_forged_gossip_delta_is_rejected_and_never_merged() {
     let score = info[0].gossip_score.expect("peer scoring is on");
     assert!(score < 0.0, "forger's score is {score}");
     for node in [honest, forger] {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_holds_a_write_it_is_handed_and_refuses_a_forged_one() {
+    let key = SwarmKey::generate().unwrap();
+    let writer = TestNode::start(&key).await;
+    let alone = writer.record("desk", 20.0);
+    let error = writer.handle.hold(alone).await.unwrap_err();
+    assert!(matches!(error, NetError::NoHolder), "{error:?}");
+
+    let holder = TestNode::start(&key).await;
+    writer.dial(&holder).await;
+    writer.wait_for_peers(&[&holder]).await;
+    // Not published: only the hold request can carry it.
+    let delta = writer.record("desk", 21.0);
+    let held_by = writer.handle.hold(delta).await.unwrap();
+    assert_eq!(held_by, holder.peer_id());
+    assert_eq!(
+        holder.readings(),
+        [reading(&writer, "desk")],
+        "merged before it was confirmed"
+    );
+    assert_eq!(holder.seen.lock().unwrap().gossip_deltas, 0);
+
+    // A node that hands over another node's write is refused and reported.
+    let victim = NodeId::new(PeerId::random().to_base58()).unwrap();
+    let mut forged_replica = Replica::new(victim.clone(), DEFAULT_RETENTION_MS);
+    forged_replica.snapshot();
+    let forger = TestNode::start_with(
+        &key,
+        Keypair::generate_ed25519(),
+        forged_replica,
+        SyncAnswers::Nothing,
+    )
+    .await;
+    forger.dial(&holder).await;
+    forger.wait_for_peers(&[&holder]).await;
+    let forged = forger.record("forged", 30.0);
+    let error = forger.handle.hold(forged).await.unwrap_err();
+    assert!(
+        matches!(error, NetError::NotHeld(peer) if peer == holder.peer_id()),
+        "{error:?}"
+    );
+    assert!(
+        holder
+            .seen
+            .lock()
+            .unwrap()
+            .misbehaved
+            .contains(&forger.peer_id()),
+        "the forger was reported"
+    );
+    assert!(
+        holder
+            .readings()
+            .iter()
+            .all(|(writer, _)| *writer != victim.to_string()),
+        "a forged write was merged: {:?}",
+        holder.readings()
+    );
+    for node in [writer, holder, forger] {
         node.stop().await;
     }
 }

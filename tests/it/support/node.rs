@@ -411,6 +411,15 @@ impl Node {
         );
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the node's process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// SIGKILL: the node gets no chance to save or flush.
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
