@@ -64,11 +64,18 @@ publish_interval_ms = 1000
 sync_interval_ms = 10000
 
 [http]
-# Where the HTTP API and dashboard listen.
+# Where the HTTP API and dashboard listen. Loopback by default; "0.0.0.0:7878" serves the
+# office LAN, where every request needs a token or a session from the sign-in page.
 listen = "127.0.0.1:7878"
-# The bearer token that writes need. Empty: OFFICEMESH_API_TOKEN if set, else a token
-# generated into <data_dir>/api-token.
+# The write token: writes need it (bearer, or a dashboard session signed in with it). Empty:
+# OFFICEMESH_API_TOKEN if set, else a token generated into <data_dir>/api-token.
 api_token = ""
+# The viewer token: reads from outside this machine (the dashboard on a wall screen, a
+# colleague's laptop), nothing else. Empty: a token generated into <data_dir>/viewer-token;
+# `officemesh viewer-token` prints it. Reads from this machine (loopback) need no token.
+viewer_token = ""
+# Days a dashboard session lasts; it is renewed while in use.
+session_days = 30
 
 [sensors]
 # Where hwmon (class/hwmon), IIO (bus/iio/devices) and 1-wire (bus/w1/devices) sensors are
@@ -487,6 +494,12 @@ mod tests {
             "network.join: a join token carries the office key",
         );
         check_error("[http]\napi_token = \"short\"\n", "http.api_token");
+        check_error("[http]\nviewer_token = \"short\"\n", "http.viewer_token");
+        check_error(
+            "[http]\napi_token = \"the-same-token-twice\"\nviewer_token = \"the-same-token-twice\"\n",
+            "http.viewer_token: must differ",
+        );
+        check_error("[http]\nsession_days = 0\n", "http.session_days");
         check_error("[state]\nretention_days = 0\n", "state.retention_days");
         check_error("[store]\nsave_interval_s = 0\n", "store.save_interval_s");
         check_error(

@@ -39,6 +39,9 @@ enum Command {
     Demo(DemoArgs),
     /// Print a join token for another node to join this office (asks the running node).
     Invite(InviteArgs),
+    /// Print the viewer token, which lets a browser or a client read the office from another
+    /// machine (the dashboard's sign-in page takes it); asks the running node.
+    ViewerToken(InviteArgs),
     /// Ask the office bot through a running node: officemesh ask "who's at the office?"
     Ask(AskArgs),
     /// Talk to the office bot through a running node, one line at a time.
@@ -213,6 +216,7 @@ fn main() -> ExitCode {
         Command::Up(args) => run_up(args),
         Command::Demo(args) => run_demo(&args),
         Command::Invite(args) => run_invite(&args),
+        Command::ViewerToken(args) => run_viewer_token(&args),
         Command::Ask(args) => run_ask(&args),
         Command::Chat(args) => run_chat(&args),
         Command::SwarmKey => SwarmKey::generate()
@@ -481,6 +485,19 @@ fn run_invite(args: &InviteArgs) -> Result<()> {
     println!("{join}");
     eprintln!(
         "on the new node: officemesh up --join <the line above>   (it holds the office key: keep it secret)"
+    );
+    Ok(())
+}
+
+fn run_viewer_token(args: &InviteArgs) -> Result<()> {
+    let node = Node::connect(&args.node)?;
+    let token = client_runtime()?
+        .block_on(node.client.viewer_token())
+        .map_err(|error| node.explain(error))?;
+    println!("{token}");
+    eprintln!(
+        "sign in with it at {} from another machine: it shows the office (who is in, too), changes nothing",
+        args.node.node.trim_end_matches('/')
     );
     Ok(())
 }

@@ -28,6 +28,11 @@ use crate::{
 /// Longest message the bot reads, in bytes: the longest phrase it knows is a few dozen.
 pub const MAX_TEXT_LEN: usize = 1024;
 
+/// The answer to a message that would change the office, from someone who may only read
+/// (the dashboard signed in with the viewer token).
+pub const READ_ONLY_REPLY: &str =
+    "That would change the office, and you may only look: sign in with the write token to do it.";
+
 /// Messages the bot answers in a burst, across every speaker of one node.
 pub const CHAT_BURST: u32 = 20;
 
@@ -115,6 +120,19 @@ impl Bot {
         text: &str,
         peers: usize,
     ) -> Result<String, AskError> {
+        self.ask_as(speaker, text, peers, true).await
+    }
+
+    /// [`Bot::ask`] for a caller that may or may not change the office: without
+    /// `may_write`, a message whose answer would write (a binding) changes nothing and is
+    /// answered with [`READ_ONLY_REPLY`].
+    pub async fn ask_as(
+        &self,
+        speaker: &Person,
+        text: &str,
+        peers: usize,
+        may_write: bool,
+    ) -> Result<String, AskError> {
         if text.len() > MAX_TEXT_LEN {
             return Err(AskError::TooLong { len: text.len() });
         }
@@ -133,6 +151,9 @@ impl Bot {
             speaker,
             text,
         );
+        if !may_write && !answer.writes.is_empty() {
+            return Ok(READ_ONLY_REPLY.to_owned());
+        }
         for write in answer.writes {
             self.office.write_durable(write).await?;
         }

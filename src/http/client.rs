@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use thiserror::Error;
 
-use super::{AskReply, AskRequest, ErrorBody, Invite};
+use super::{AskReply, AskRequest, ErrorBody, Invite, ViewerToken};
 
 /// How long one request may take, connecting included: a node on the LAN answers in
 /// milliseconds, a bot question in well under a second.
@@ -131,6 +131,14 @@ impl Client {
         let response = self.send(&url, self.http.get(url.clone())).await?;
         let invite: Invite = decode(&url, response).await?;
         Ok(invite.token)
+    }
+
+    /// The node's viewer token (`GET /api/viewer-token`; needs the write token).
+    pub async fn viewer_token(&self) -> Result<String, ClientError> {
+        let url = self.endpoint("api/viewer-token");
+        let response = self.send(&url, self.http.get(url.clone())).await?;
+        let answer: ViewerToken = decode(&url, response).await?;
+        Ok(answer.token)
     }
 
     /// Why a request got no answer: a node that cannot be reached is named by its base URL,

@@ -1,6 +1,7 @@
-//! The `[http]` section of the config file: where the API listens and the token for writes.
+//! The `[http]` section of the config file: where the API listens, the tokens (write and
+//! viewer) and how long a dashboard session lasts.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use serde::Deserialize;
 
@@ -12,6 +13,13 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 /// Shortest API token accepted from the file: a guessable token guards nothing.
 pub const MIN_TOKEN_LEN: usize = 16;
 
+/// How long a dashboard session lasts unless the file says otherwise; it is renewed while
+/// in use, so a wall screen stays signed in.
+pub const DEFAULT_SESSION_DAYS: u64 = 30;
+
+/// Longest session accepted: a year.
+pub const MAX_SESSION_DAYS: u64 = 365;
+
 /// `[http]` as written.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields, default)]
@@ -20,6 +28,10 @@ pub struct RawHttp {
     pub listen: String,
     /// Bearer token for writes; empty for the environment or a generated one.
     pub api_token: String,
+    /// Token for reading from outside this machine; empty for a generated one.
+    pub viewer_token: String,
+    /// Days a dashboard session lasts.
+    pub session_days: u64,
 }
 
 impl Default for RawHttp {
@@ -27,6 +39,8 @@ impl Default for RawHttp {
         RawHttp {
             listen: DEFAULT_LISTEN.into(),
             api_token: String::new(),
+            viewer_token: String::new(),
+            session_days: DEFAULT_SESSION_DAYS,
         }
     }
 }
@@ -37,6 +51,9 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// `None`: `OFFICEMESH_API_TOKEN`, else the token generated in the data dir.
     pub api_token: Option<String>,
+    /// `None`: the viewer token generated in the data dir.
+    pub viewer_token: Option<String>,
+    pub session_lifetime: Duration,
 }
 
 impl RawHttp {
@@ -47,16 +64,38 @@ impl RawHttp {
                 format!("{:?} is not an address like {DEFAULT_LISTEN}", self.listen),
             )
         })?;
-        let api_token = validate::optional(&self.api_token);
-        if api_token
-            .as_ref()
-            .is_some_and(|token| token.len() < MIN_TOKEN_LEN)
-        {
+        let token = |key: &str, value: &str| {
+            let token = validate::optional(value);
+            if token
+                .as_ref()
+                .is_some_and(|token| token.len() < MIN_TOKEN_LEN)
+            {
+                return Err(InvalidKey::new(
+                    key,
+                    format!("must be at least {MIN_TOKEN_LEN} characters"),
+                ));
+            }
+            Ok(token)
+        };
+        let api_token = token("http.api_token", &self.api_token)?;
+        let viewer_token = token("http.viewer_token", &self.viewer_token)?;
+        if viewer_token.is_some() && viewer_token == api_token {
             return Err(InvalidKey::new(
-                "http.api_token",
-                format!("must be at least {MIN_TOKEN_LEN} characters"),
+                "http.viewer_token",
+                "must differ from http.api_token: the viewer token only reads",
             ));
         }
-        Ok(HttpConfig { listen, api_token })
+        let session_days = validate::within(
+            "http.session_days",
+            self.session_days,
+            1..=MAX_SESSION_DAYS,
+            "",
+        )?;
+        Ok(HttpConfig {
+            listen,
+            api_token,
+            viewer_token,
+            session_lifetime: Duration::from_secs(session_days * 24 * 3600),
+        })
     }
 }

@@ -5,22 +5,27 @@
 //! bearer token. Request and response bodies are this module's own structs, so a refactor of
 //! the core cannot silently change what clients see.
 
+pub mod access;
 pub mod client;
 pub mod config;
 pub mod local_token;
+mod signin;
 #[cfg(test)]
 mod tests;
 mod view;
 
-use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration,
+};
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, State},
-    http::{HeaderMap, StatusCode, header},
+    extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State},
+    http::{Method, StatusCode, header},
+    middleware::{self, Next},
     response::{
-        IntoResponse, Response,
+        IntoResponse, Redirect, Response,
         sse::{Event, KeepAlive, Sse},
     },
     routing::{get, post, put},
@@ -30,6 +35,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use self::access::{Access, Caller, Proof, Refused, Role};
 pub use self::view::{AlertView, OfficeView, PeerView};
 use crate::{
     bot::{AskError, Bot},
@@ -58,7 +64,8 @@ pub trait PeerSource: Send + Sync + 'static {
 pub struct Api {
     pub office: OfficeHandle,
     pub peers: Box<dyn PeerSource>,
-    pub token: String,
+    /// The write and viewer tokens, sessions and the sign-in limit.
+    pub access: Access,
     pub started_at_ms: u64,
     /// How long a device counts as present after it was last seen.
     pub consider_home_ms: u64,
@@ -70,9 +77,11 @@ pub struct Api {
     pub history: HistoryConfig,
 }
 
-/// The router, for serving and for tests.
+/// The router, for serving and for tests. Every route but the sign-in page's goes through
+/// [`guard`], which needs the caller's address (`ConnectInfo<SocketAddr>`).
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
+        .route("/api/session", get(session))
         .route("/api/health", get(health))
         .route("/api/state", get(state))
         .route("/api/peers", get(peers))
@@ -80,11 +89,130 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/events", get(events))
         .route("/api/history", get(history))
         .route("/api/invite", get(invite))
+        .route("/api/viewer-token", get(viewer_token))
         .route("/api/readings", post(post_reading))
         .route("/api/targets/{room}/{quantity}", put(put_target))
         .route("/api/ask", post(ask))
+        .route_layer(middleware::from_fn_with_state(api.clone(), guard))
+        .route("/signin", get(signin::page).post(signin::sign_in))
+        .route("/signout", post(signin::sign_out))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
+}
+
+/// Lets a request through only with a role (module [`access`]): without one, an API request
+/// gets a 401 and a page a redirect to the sign-in page. A state-changing request from a
+/// browser (signed in, or marked with an `Origin`) must come from this server's own pages.
+/// A session past half its life is renewed on the way out, so a wall screen stays signed in.
+async fn guard(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let now_ms = physical_ms();
+    let caller = match api.access.caller(request.headers(), peer, now_ms) {
+        Ok(caller) => caller,
+        Err(Refused::WrongToken) => {
+            return ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                message: "wrong bearer token".into(),
+            }
+            .into_response();
+        }
+    };
+    let path = request.uri().path();
+    if caller.role.is_none() {
+        if path.starts_with("/api/") {
+            return ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                message: "from outside this machine, this needs a token: an Authorization: Bearer <token> header, or a session from the sign-in page /signin".into(),
+            }
+            .into_response();
+        }
+        let wanted = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |wanted| wanted.as_str());
+        return Redirect::to(&format!("/signin?next={}", signin::encode_next(wanted)))
+            .into_response();
+    }
+    // Cookies are what a cross-site request abuses: a browser's change must come from this
+    // server's pages. So must any request a browser marks with another origin.
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let from_browser =
+        caller.proof == Proof::Session || request.headers().contains_key(header::ORIGIN);
+    if !safe
+        && caller.proof != Proof::Bearer
+        && from_browser
+        && !access::same_origin(request.headers())
+    {
+        return ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: "a change without a bearer token must come from this node's own pages (its Origin header); API clients send Authorization: Bearer <token>".into(),
+        }
+        .into_response();
+    }
+    request.extensions_mut().insert(caller);
+    let mut response = next.run(request).await;
+    if let (Some(role), Some(expires_ms)) = (caller.role, caller.session_expires_ms) {
+        let lifetime_ms = api.access.session_lifetime().as_millis() as u64;
+        if expires_ms.saturating_sub(now_ms) < lifetime_ms / 2 {
+            let renewed = api.access.issue_session(role, now_ms);
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                access::set_cookie(&renewed, api.access.session_lifetime()),
+            );
+        }
+    }
+    response
+}
+
+/// The answer of `GET /api/viewer-token`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ViewerToken {
+    /// The token that lets a browser or client read from outside this machine.
+    pub token: String,
+}
+
+/// `GET /api/viewer-token`: for `officemesh viewer-token`; it needs the write token.
+async fn viewer_token(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<ViewerToken>, ApiError> {
+    authorize(&caller)?;
+    Ok(Json(ViewerToken {
+        token: api.access.viewer_token().to_owned(),
+    }))
+}
+
+/// What `GET /api/session` answers: the caller's role, for the dashboard to show or hide
+/// its controls.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct SessionView {
+    /// `"viewer"` or `"writer"`.
+    pub role: String,
+    /// How the role was proven: `"bearer"`, `"session"` (signed in) or `"loopback"`.
+    pub proof: String,
+    /// When the session ends (ms since the epoch), when signed in.
+    pub expires_ms: Option<u64>,
+}
+
+async fn session(Extension(caller): Extension<Caller>) -> Json<SessionView> {
+    Json(SessionView {
+        role: caller.role.map_or("none", Role::as_str).to_owned(),
+        proof: match caller.proof {
+            Proof::Bearer => "bearer",
+            Proof::Session => "session",
+            Proof::Loopback => "loopback",
+            Proof::Nothing => "none",
+        }
+        .to_owned(),
+        expires_ms: caller.session_expires_ms,
+    })
 }
 
 /// Serves the API on `listener` until `shutdown`.
@@ -93,9 +221,12 @@ pub async fn serve(
     api: Arc<Api>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(api))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(
+        listener,
+        router(api).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }
 
 /// An error as the client sees it: a status and a sentence naming what was wrong.
@@ -163,28 +294,19 @@ impl From<OfficeError> for ApiError {
     }
 }
 
-fn authorize(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match given {
-        Some(token) if constant_time_eq(token.as_bytes(), api.token.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            message: "wrong bearer token".into(),
+/// Lets only a writer through: the write token, or a session it opened.
+fn authorize(caller: &Caller) -> Result<(), ApiError> {
+    match (caller.role, caller.proof) {
+        (Some(Role::Writer), _) => Ok(()),
+        (Some(Role::Viewer), Proof::Bearer | Proof::Session) => Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: "the viewer token may only read; this needs the write token".into(),
         }),
-        None => Err(ApiError {
+        _ => Err(ApiError {
             status: StatusCode::UNAUTHORIZED,
-            message: "this needs an Authorization: Bearer <token> header (the token is in <data-dir>/api-token)".into(),
+            message: "this needs an Authorization: Bearer <token> header (the token is in <data-dir>/api-token), or a session signed in with that token at /signin".into(),
         }),
     }
-}
-
-/// Compares without stopping at the first difference, so response times do not leak how
-/// much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Parses a JSON body; the error names the field when serde knows it.
@@ -291,8 +413,11 @@ pub struct Invite {
 }
 
 /// `GET /api/invite`: the join token. It holds the office's key, so it needs the API token.
-async fn invite(State(api): State<Arc<Api>>, headers: HeaderMap) -> Result<Json<Invite>, ApiError> {
-    authorize(&api, &headers)?;
+async fn invite(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Invite>, ApiError> {
+    authorize(&caller)?;
     match api.peers.invite().await {
         Some(token) => Ok(Json(Invite { token })),
         None => Err(ApiError {
@@ -340,10 +465,10 @@ struct ReadingRequest {
 
 async fn post_reading(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&api, &headers)?;
+    authorize(&caller)?;
     let request: ReadingRequest = parse_body(&body)?;
     let quantity: Quantity = field("quantity", request.quantity.parse())?;
     let write = Write::Reading {
@@ -377,10 +502,10 @@ struct TargetRequest {
 async fn put_target(
     State(api): State<Arc<Api>>,
     Path((room, quantity)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&api, &headers)?;
+    authorize(&caller)?;
     let request: TargetRequest = parse_body(&body)?;
     let quantity: Quantity = field("quantity", quantity.parse())?;
     let write = Write::Target {
@@ -402,8 +527,8 @@ async fn put_target(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/ask`: a message for the bot. It may write (a binding, a target), so it needs
-/// the token.
+/// `POST /api/ask`: a message for the bot. Any role may ask; what would write (a binding)
+/// needs the write token, and a viewer is told so instead.
 #[derive(Serialize, Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct AskRequest {
@@ -422,14 +547,19 @@ pub struct AskReply {
 
 async fn ask(
     State(api): State<Arc<Api>>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Json<AskReply>, ApiError> {
-    authorize(&api, &headers)?;
+    // A viewer may ask; what would change the office is left to a writer.
+    let may_write = authorize(&caller).is_ok();
     let request: AskRequest = parse_body(&body)?;
     let speaker = field("speaker", Person::new(&request.speaker))?;
     let peers = api.peers.peers().await.len();
-    match api.bot.ask(&speaker, &request.text, peers).await {
+    match api
+        .bot
+        .ask_as(&speaker, &request.text, peers, may_write)
+        .await
+    {
         Ok(reply) => Ok(Json(AskReply { reply })),
         Err(error @ AskError::TooLong { .. }) => {
             Err(ApiError::bad_request(format!("field `text`: {error}")))

@@ -4,20 +4,33 @@ use std::{future::Future, pin::Pin, sync::Arc};
 
 use axum::{
     body::{Body, to_bytes},
-    http::{Method, Request, StatusCode},
+    extract::connect_info::MockConnectInfo,
+    http::{HeaderMap, Method, Request, StatusCode, header},
 };
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::{Api, PeerSource, PeerView, router};
+use super::{
+    Api, PeerSource, PeerView,
+    access::{Access, MAX_FAILED_SIGN_INS},
+    router,
+};
 use crate::{
-    bot::{Bot, CHAT_BURST, MAX_TEXT_LEN},
+    bot::{Bot, CHAT_BURST, MAX_TEXT_LEN, READ_ONLY_REPLY},
     office::{physical_ms, testing::start_office},
     state::{DEFAULT_RETENTION_MS, NodeId, Replica},
 };
 
 const TOKEN: &str = "a-test-token-of-some-length";
+const VIEWER_TOKEN: &str = "a-viewer-token-of-some-length";
+
+/// Where the tests' requests come from: this machine, or another on the office LAN.
+const LOOPBACK: &str = "127.0.0.1:50000";
+const LAN: &str = "192.0.2.10:50000";
+
+/// The host the LAN tests' browser talks to.
+const HOST: &str = "office.local:7878";
 
 /// No network: `GET /api/peers` against real peers is tested with the real binary
 /// (`tests/it/binary.rs`).
@@ -34,7 +47,10 @@ impl PeerSource for NoPeers {
 }
 
 struct Fixture {
+    /// The router as loopback clients reach it.
     app: axum::Router,
+    /// The same router as a client on the LAN reaches it.
+    lan: axum::Router,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -59,14 +75,25 @@ async fn fixture() -> Fixture {
         bot: Arc::new(Bot::new(handle.clone(), Some("bloo".into()), 180_000)),
         office: handle,
         peers: Box::new(NoPeers),
-        token: TOKEN.into(),
+        access: Access::new(
+            TOKEN.into(),
+            VIEWER_TOKEN.into(),
+            [3; 32],
+            std::time::Duration::from_secs(30 * 24 * 3600),
+        ),
         started_at_ms: physical_ms(),
         consider_home_ms: 180_000,
         store,
         history: crate::history::HistoryConfig::default(),
     };
+    let app = router(Arc::new(api));
     Fixture {
-        app: router(Arc::new(api)),
+        lan: app.clone().layer(MockConnectInfo(
+            LAN.parse::<std::net::SocketAddr>().unwrap(),
+        )),
+        app: app.layer(MockConnectInfo(
+            LOOPBACK.parse::<std::net::SocketAddr>().unwrap(),
+        )),
         shutdown,
         _dir: dir,
     }
@@ -373,11 +400,13 @@ async fn the_bot_answers_from_the_state_and_its_writes_show() {
 }
 
 #[tokio::test]
-async fn asking_needs_the_token_and_a_valid_body() {
+async fn binding_needs_the_write_token_and_asking_a_valid_body() {
     let fixture = fixture().await;
     let body = r#"{"text": "i am 00:1a:2b:3c:4d:5e", "speaker": "mendes"}"#;
-    let (status, _) = call(&fixture.app, Method::POST, "/api/ask", None, body).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Loopback may ask without a token, as it may read; the binding is not made.
+    let (status, reply) = call(&fixture.app, Method::POST, "/api/ask", None, body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply["reply"], READ_ONLY_REPLY);
     for (body, expected) in [
         (
             r#"{"text": "status"}"#.to_owned(),
@@ -428,5 +457,261 @@ async fn a_flood_of_questions_is_slowed_down() {
     assert!(
         statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
+    );
+}
+
+/// One request with `headers`; the status, the answer's headers and its body as text.
+async fn send<S: AsRef<str>>(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    headers: &[(header::HeaderName, S)],
+    body: &str,
+) -> (StatusCode, HeaderMap, String) {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(name, value.as_ref());
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// Signs in on the LAN app with `token`; the session cookie (`name=value`) it set.
+async fn sign_in(fixture: &Fixture, token: &str) -> String {
+    let (status, headers, body) = send(
+        &fixture.lan,
+        Method::POST,
+        "/signin",
+        &[
+            (header::HOST, HOST),
+            (header::ORIGIN, &format!("http://{HOST}")),
+            (header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+        ],
+        &format!("token={token}&next=%2F%3Fwall"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(headers[header::LOCATION], "/?wall");
+    let cookie = headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Max-Age="] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn from_the_lan_nothing_is_shown_without_a_token() {
+    let fixture = fixture().await;
+    for path in [
+        "/api/state",
+        "/api/health",
+        "/api/events",
+        "/api/history?from=-1h",
+    ] {
+        let (status, _, body) = send::<&str>(&fixture.lan, Method::GET, path, &[], "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+        assert!(body.contains("/signin"), "{body}");
+    }
+    // Loopback reads as before.
+    let (status, _, _) = send::<&str>(&fixture.app, Method::GET, "/api/state", &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    // The viewer token reads from the LAN, and writes nothing.
+    let viewer = format!("Bearer {VIEWER_TOKEN}");
+    let (status, _, _) = send(
+        &fixture.lan,
+        Method::GET,
+        "/api/state",
+        &[(header::AUTHORIZATION, &viewer)],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let reading = r#"{"sensor": "s", "room": "r", "quantity": "temperature", "value": 20}"#;
+    let (status, _, body) = send(
+        &fixture.lan,
+        Method::POST,
+        "/api/readings",
+        &[(header::AUTHORIZATION, &viewer)],
+        reading,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("viewer token may only read"), "{body}");
+    // The write token writes from the LAN.
+    let (status, _, body) = send(
+        &fixture.lan,
+        Method::POST,
+        "/api/readings",
+        &[(header::AUTHORIZATION, &format!("Bearer {TOKEN}"))],
+        reading,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn a_session_from_the_sign_in_page_reads_and_a_write_session_writes_from_its_pages() {
+    let fixture = fixture().await;
+    let (status, _, page) =
+        send::<&str>(&fixture.lan, Method::GET, "/signin?next=/", &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"<label for="token">"#), "{page}");
+
+    let viewer = sign_in(&fixture, VIEWER_TOKEN).await;
+    let (status, _, body) = send(
+        &fixture.lan,
+        Method::GET,
+        "/api/session",
+        &[(header::COOKIE, &viewer)],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let session: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(session["role"], "viewer");
+    assert_eq!(session["proof"], "session");
+
+    let target = r#"{"value": 21.5, "set_by": "ada"}"#;
+    let browser = |cookie: &str| {
+        [
+            (header::COOKIE, cookie.to_owned()),
+            (header::HOST, HOST.to_owned()),
+            (header::ORIGIN, format!("http://{HOST}")),
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+        ]
+    };
+    let (status, _, body) = send(
+        &fixture.lan,
+        Method::PUT,
+        "/api/targets/lab/temperature",
+        &browser(&viewer),
+        target,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer session: {body}");
+
+    let writer = sign_in(&fixture, TOKEN).await;
+    // From another site, the write session's cookie changes nothing.
+    let (status, _, body) = send(
+        &fixture.lan,
+        Method::PUT,
+        "/api/targets/lab/temperature",
+        &[
+            (header::COOKIE, writer.as_str()),
+            (header::HOST, HOST),
+            (header::ORIGIN, "http://evil.example"),
+        ],
+        target,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("own pages"), "{body}");
+    let (status, _, body) = send(
+        &fixture.lan,
+        Method::PUT,
+        "/api/targets/lab/temperature",
+        &browser(&writer),
+        target,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    // Signing out clears the cookie.
+    let (status, headers, _) = send::<&str>(&fixture.lan, Method::POST, "/signout", &[], "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+}
+
+#[tokio::test]
+async fn wrong_tokens_on_the_sign_in_page_are_refused_and_then_slowed_down() {
+    let fixture = fixture().await;
+    let attempt = || {
+        send(
+            &fixture.lan,
+            Method::POST,
+            "/signin",
+            &[
+                (header::HOST, HOST),
+                (header::ORIGIN, "http://office.local:7878"),
+                (header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+            ],
+            "token=guess-guess-guess-guess&next=%2F",
+        )
+    };
+    for _ in 0..MAX_FAILED_SIGN_INS {
+        let (status, headers, page) = attempt().await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(page.contains("not right"), "{page}");
+        assert!(!headers.contains_key(header::SET_COOKIE));
+    }
+    let (status, headers, page) = attempt().await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    // Even the right token waits now: the limit is per address, not per guess.
+    let (status, _, _) = send(
+        &fixture.lan,
+        Method::POST,
+        "/signin",
+        &[
+            (header::HOST, HOST),
+            (header::ORIGIN, "http://office.local:7878"),
+            (header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+        ],
+        &format!("token={TOKEN}&next=%2F"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_viewer_may_ask_but_not_change_the_office() {
+    let fixture = fixture().await;
+    let viewer = format!("Bearer {VIEWER_TOKEN}");
+    let ask = |text: &str| {
+        let body = serde_json::json!({"text": text, "speaker": "mendes"}).to_string();
+        let viewer = viewer.clone();
+        let lan = fixture.lan.clone();
+        async move {
+            send(
+                &lan,
+                Method::POST,
+                "/api/ask",
+                &[
+                    (header::AUTHORIZATION, viewer.as_str()),
+                    (header::CONTENT_TYPE, "application/json"),
+                ],
+                &body,
+            )
+            .await
+        }
+    };
+    let (status, _, body) = ask("status").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("peers"), "{body}");
+    let (status, _, body) = ask("i am 00:1a:2b:3c:4d:5e").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reply: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reply["reply"], READ_ONLY_REPLY);
+    let (_, state) = call(&fixture.app, Method::GET, "/api/state", None, "").await;
+    assert_eq!(
+        state["people"],
+        Value::Array(Vec::new()),
+        "a viewer bound a device"
     );
 }

@@ -39,6 +39,12 @@ use crate::{
 /// The name of the generated API token file in the data dir.
 pub const API_TOKEN_FILE: &str = "api-token";
 
+/// The name of the generated viewer token file in the data dir.
+pub const VIEWER_TOKEN_FILE: &str = "viewer-token";
+
+/// The name of the file in the data dir holding the key that signs dashboard sessions.
+pub const SESSION_KEY_FILE: &str = "session-key";
+
 /// A node that is running: where to reach it, and how to wait for it to stop.
 pub struct RunningNode {
     pub node_id: NodeId,
@@ -140,6 +146,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let (swarm_key, joined) = swarm_key(&config, &mut store)?;
     let api_token_path = data_dir.join(API_TOKEN_FILE);
     let (api_token, api_token_path) = api_token(&config, &api_token_path)?;
+    let viewer_token = match &config.http.viewer_token {
+        Some(token) => token.clone(),
+        None => private_secret(&data_dir.join(VIEWER_TOKEN_FILE), "viewer token")?,
+    };
+    let session_key = session_key(&data_dir.join(SESSION_KEY_FILE))?;
 
     let replica = match store.load()? {
         Some(saved) if saved.base.id != node_id => bail!(
@@ -236,7 +247,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             net: net_handle.clone(),
             key: swarm_key,
         }),
-        token: api_token,
+        access: http::access::Access::new(
+            api_token.clone(),
+            viewer_token,
+            session_key,
+            config.http.session_lifetime,
+        ),
         started_at_ms,
         consider_home_ms,
         bot: bot.clone(),
@@ -556,13 +572,37 @@ fn api_token(config: &Config, path: &Path) -> Result<(String, Option<PathBuf>)> 
                 .with_context(|| format!("cannot read the API token {}", path.display()));
         }
     }
+    let token = private_secret(path, "API token")?;
+    Ok((token, Some(path.to_owned())))
+}
+
+/// A secret kept in a file only the owner can read: read back, or 24 random bytes in hex
+/// generated into it the first time. `what` names it in errors and the log.
+fn private_secret(path: &Path, what: &str) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(secret) if !secret.trim().is_empty() => return Ok(secret.trim().to_owned()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("cannot read the {what} {}", path.display()));
+        }
+    }
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes)
-        .map_err(|error| anyhow::anyhow!("no randomness for the API token: {error}"))?;
-    let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    write_private(path, &format!("{token}\n"))?;
-    info!(path = %path.display(), "generated the API token for writes");
-    Ok((token, Some(path.to_owned())))
+        .map_err(|error| anyhow::anyhow!("no randomness for the {what}: {error}"))?;
+    let secret: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    write_private(path, &format!("{secret}\n"))?;
+    info!(path = %path.display(), "generated the {what}");
+    Ok(secret)
+}
+
+/// The key that signs dashboard sessions: kept in the data dir, so sessions outlive a
+/// restart; deleting the file ends them all.
+fn session_key(path: &Path) -> Result<[u8; 32]> {
+    use sha2::Digest as _;
+    let secret = private_secret(path, "session key")?;
+    Ok(sha2::Sha256::digest(secret.as_bytes()).into())
 }
 
 /// Writes a file only the owner can read.

@@ -1,5 +1,6 @@
 //! The one integration-test binary: tests at the boundaries of the crate.
 
+mod access;
 mod acknowledged;
 mod alerts;
 mod binary;
