@@ -1,0 +1,152 @@
+//! Dialing and discovery: bootstrap peers redialled with backoff, dial failures named by the
+//! address as configured, mDNS, identify and ping (liveness).
+
+use std::collections::HashMap;
+
+use libp2p::{
+    Multiaddr, PeerId, identify, mdns, ping,
+    swarm::{
+        DialError,
+        dial_opts::{DialOpts, PeerCondition},
+    },
+};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::{Net, describe_dial_error, dial_opts, with_peer};
+use crate::net::{MAX_PING_FAILURES, NetError};
+
+impl Net {
+    // ---- dialing ----
+
+    /// Dials an address with a fresh local port: dials that reuse the listening port can
+    /// collide with the peer's dial to us and fail for good. With a peer id, only if not
+    /// connected or dialing already.
+    pub(super) fn dial_address(&mut self, address: Multiaddr) -> Result<(), NetError> {
+        match self.swarm.dial(dial_opts(&address)) {
+            Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => Ok(()),
+            Err(error) => Err(NetError::Dial {
+                address,
+                reason: error.to_string(),
+            }),
+        }
+    }
+
+    /// Dials a discovered peer once, with all its addresses.
+    fn dial_peer(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addresses)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .allocate_new_port()
+            .build();
+        if let Err(error) = self.swarm.dial(opts) {
+            debug!(%peer, %error, "not dialing a discovered peer");
+        }
+    }
+
+    pub(super) fn redial_bootstrap(&mut self) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (index, bootstrap) in self.bootstrap.iter_mut().enumerate() {
+            let connected = bootstrap
+                .peer
+                .is_some_and(|peer| self.swarm.is_connected(&peer));
+            if connected || now < bootstrap.next_attempt {
+                continue;
+            }
+            bootstrap.next_attempt = now + bootstrap.backoff.next_delay();
+            let address = match bootstrap.peer {
+                // Once known, dial by peer id, so a crossing dial from the peer wins.
+                Some(peer) => with_peer(&bootstrap.address, peer),
+                // A host name stays a name: the transport resolves it again on each dial.
+                None => bootstrap.address.clone(),
+            };
+            due.push((index, address));
+        }
+        for (index, address) in due {
+            let opts = dial_opts(&address);
+            let connection = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    self.bootstrap_dials.insert(connection, index);
+                }
+                Err(DialError::DialPeerConditionFalse(_)) => {}
+                Err(error) => self.bootstrap_dial_failed(index, &error),
+            }
+        }
+    }
+
+    /// Says once per address and reason, at the default log level, why a configured peer
+    /// could not be dialled; a peer that was connected since gets a new warning.
+    pub(super) fn bootstrap_dial_failed(&mut self, index: usize, error: &DialError) {
+        let address = &self.bootstrap[index].address;
+        if let DialError::LocalPeerId { .. } = error {
+            // One peers list shared by every node of an office names each node too.
+            if self.warned.first(format!("dial {address}: self")) {
+                info!(%address, "peer address {address} is this node's own; nothing to dial");
+            }
+            return;
+        }
+        let reason = describe_dial_error(error);
+        debug!(%address, %reason, ?error, "dial of a configured peer failed");
+        if self.warned.first(format!("dial {address}: {reason}")) {
+            warn!(%address, %reason, "cannot dial peer {address}: {reason}; retrying with backoff");
+        }
+    }
+    // ---- discovery and liveness ----
+
+    pub(super) fn handle_mdns(&mut self, event: mdns::Event) {
+        let mdns::Event::Discovered(found) = event else {
+            return;
+        };
+        let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+        for (peer, address) in found {
+            by_peer.entry(peer).or_default().push(address);
+        }
+        let local = *self.swarm.local_peer_id();
+        for (peer, addresses) in by_peer {
+            if peer != local && !self.swarm.is_connected(&peer) {
+                debug!(%peer, ?addresses, "discovered by mDNS");
+                self.dial_peer(peer, addresses);
+            }
+        }
+    }
+
+    pub(super) fn handle_identify(&mut self, event: identify::Event) {
+        let identify::Event::Received { peer_id, info, .. } = event else {
+            return;
+        };
+        if info.protocol_version != crate::net::IDENTIFY_PROTOCOL
+            && self.warned.first(format!("protocol {peer_id}"))
+        {
+            warn!(
+                peer = %peer_id,
+                protocol = %info.protocol_version,
+                "peer speaks another officemesh protocol version"
+            );
+        }
+        if let Some(state) = self.peers.get_mut(&peer_id) {
+            state.agent_version = Some(info.agent_version);
+        }
+    }
+
+    pub(super) fn handle_ping(&mut self, event: ping::Event) {
+        let Some(state) = self.peers.get_mut(&event.peer) else {
+            return;
+        };
+        match event.result {
+            Ok(rtt) => {
+                state.rtt = Some(rtt);
+                state.ping_failures.remove(&event.connection);
+            }
+            Err(error) => {
+                let failures = state.ping_failures.entry(event.connection).or_default();
+                *failures += 1;
+                if *failures >= MAX_PING_FAILURES {
+                    info!(peer = %event.peer, %error, "closing a connection whose pings fail");
+                    self.swarm.close_connection(event.connection);
+                }
+            }
+        }
+    }
+}
