@@ -1,5 +1,6 @@
-//! The HTTP API (`docs/api.md`): the only module that knows axum, and the one that owns the
-//! API's JSON shapes (the command line's client reads them from here too).
+//! The HTTP API (`docs/api.md`) and the dashboard page at `/` ([`dashboard`]): the only
+//! module that knows axum, and the one that owns the API's JSON shapes (the command line's
+//! client reads them from here too).
 //!
 //! Reads come from the office actor's latest view; writes go through its handle and need the
 //! bearer token. Request and response bodies are this module's own structs, so a refactor of
@@ -7,6 +8,7 @@
 
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod local_token;
 #[cfg(test)]
 mod tests;
@@ -83,6 +85,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/readings", post(post_reading))
         .route("/api/targets/{room}/{quantity}", put(put_target))
         .route("/api/ask", post(ask))
+        .merge(dashboard::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
 }
