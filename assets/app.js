@@ -281,16 +281,59 @@ function updateCharts(entry, room) {
 async function loadHistory(entry, room) {
   const load = ++entry.historyLoad;
   const quantities = [...new Set(room.readings.map((reading) => reading.quantity))].sort();
+  placeCharts(entry, room, quantities);
   const query = `/api/history?room=${encodeURIComponent(room.name)}&from=${RANGES[rangeName]}`;
   let answer;
   try {
     answer = await getJSON(query);
   } catch (error) {
     if (load !== entry.historyLoad) return;
+    for (const chart of entry.chartsByQuantity.values()) chart.destroy();
+    entry.chartsByQuantity.clear();
     entry.charts.replaceChildren(h('p', {class: 'muted'}, `No chart: ${error.message}`));
     return;
   }
   if (load !== entry.historyLoad) return;
+  await inNextFrame(entry, (width) => {
+    if (load === entry.historyLoad) drawHistory(entry, room, quantities, answer, width);
+  });
+}
+
+// Charts are drawn in batches, in animation frames: every place is read first, then every
+// chart made, so that the page is laid out once a frame rather than once a chart. The rooms
+// on screen are drawn first; the others follow, a few rooms a frame, so the screen is
+// complete early and the page stays responsive while the rest is drawn.
+const OFF_SCREEN_ROOMS_PER_FRAME = 8;
+let frameJobs = [];
+
+function inNextFrame(entry, job) {
+  return new Promise((resolve) => {
+    if (!frameJobs.length) requestAnimationFrame(runFrameJobs);
+    frameJobs.push({entry, job, resolve});
+  });
+}
+
+function runFrameJobs() {
+  const jobs = frameJobs.map((one) => ({...one, rect: one.entry.charts.getBoundingClientRect()}));
+  const onScreen = jobs.filter(({rect}) => rect.top < innerHeight && rect.bottom >= 0);
+  const now = onScreen.length ? onScreen : jobs.slice(0, OFF_SCREEN_ROOMS_PER_FRAME);
+  frameJobs = jobs.filter((one) => !now.includes(one));
+  if (frameJobs.length) requestAnimationFrame(runFrameJobs);
+  for (const {job, resolve, rect} of now) {
+    job(rect.width);
+    resolve();
+  }
+}
+
+function onScreen(entry) {
+  const rect = entry.card.getBoundingClientRect();
+  return rect.top < innerHeight && rect.bottom >= 0;
+}
+
+/// Makes room for the room's charts at once, each the size it will have, so the page does not
+/// move when they are drawn and the rooms on screen are known before any is.
+function placeCharts(entry, room, quantities) {
+  entry.charts.querySelector(':scope > p')?.remove();
   for (const [quantity, chart] of entry.chartsByQuantity) {
     if (!quantities.includes(quantity)) {
       chart.destroy();
@@ -311,8 +354,14 @@ async function loadHistory(entry, room) {
     chart.rangeName = rangeName;
     chart.figure.querySelector('figcaption').textContent =
       `${quantity} (${UNITS[quantity] ?? ''}), last ${rangeName.replace(/(\d+)/, '$1 ')}`;
+  }
+}
+
+function drawHistory(entry, room, quantities, answer, width) {
+  for (const quantity of quantities) {
+    const chart = entry.chartsByQuantity.get(quantity);
     const series = answer.series.filter((one) => one.quantity === quantity);
-    chart.show(answer, series);
+    chart?.show(answer, series, width);
   }
   // The latest readings: those the history holds are marked, the others (newer than the
   // node's last hand-over to its history, or arrived meanwhile) are folded in.
@@ -509,6 +558,11 @@ function startRange() {
 }
 
 async function whenFirstRendered() {
+  // The first screen: the cards in view and their charts; then everything.
+  const visible = [...rooms.values()].filter(onScreen);
+  await Promise.all(visible.map((entry) => entry.loaded));
+  await new Promise((resolve) => requestAnimationFrame(() => resolve()));
+  performance.mark('officemesh-first-screen');
   await Promise.all([...rooms.values()].map((entry) => entry.loaded));
   await new Promise((resolve) => requestAnimationFrame(() => resolve()));
   performance.mark('officemesh-rendered');
@@ -523,7 +577,10 @@ function start() {
     receivedAt = Date.now();
     lastEventAt = receivedAt;
     render();
-    if (!firstRender) firstRender = whenFirstRendered();
+    if (!firstRender) {
+      performance.mark('officemesh-first-state');
+      firstRender = whenFirstRendered();
+    }
   }, (link) => {
     const back = link.live && !live && lastEventAt > 0;
     live = link.live;
@@ -537,13 +594,19 @@ function start() {
     setInterval(reloadAllHistory, HISTORY_REFRESH_MS);
     // Resized in the next frame, not inside the observer, so that a chart's new size never
     // re-enters the observation it came from.
+    // Only a change of width matters: the list grows taller with every chart drawn.
     let resizing = false;
-    new ResizeObserver(() => {
-      if (resizing) return;
+    let listWidth = 0;
+    new ResizeObserver((changes) => {
+      const width = changes[changes.length - 1].contentRect.width;
+      if (resizing || width === listWidth) return;
+      listWidth = width;
       resizing = true;
       requestAnimationFrame(() => {
         resizing = false;
-        for (const entry of rooms.values()) for (const chart of entry.chartsByQuantity.values()) chart.resize();
+        const charts = [...rooms.values()].flatMap((entry) => [...entry.chartsByQuantity.values()]);
+        const widths = charts.map((chart) => chart.figure.clientWidth);
+        charts.forEach((chart, index) => chart.resize(widths[index]));
       });
     }).observe(document.getElementById('room-list'));
   } else {

@@ -40,7 +40,8 @@ export class Chart {
   }
 
   /// Draws `answer` (a `GET /api/history` answer, restricted to this chart's series).
-  show(answer, series) {
+  show(answer, series, width) {
+    this.width = width;
     this.step = answer.step_ms;
     this.unit = series[0]?.unit ?? this.defaultUnit;
     this.times = answer.times.map((t) => t / 1000);
@@ -64,7 +65,7 @@ export class Chart {
   }
 
   build() {
-    const width = Math.max(this.figure.clientWidth, 200);
+    const width = Math.max(this.width ?? this.figure.clientWidth, 200);
     const unit = this.unit;
     const series = [{}];
     const bands = [];
@@ -103,8 +104,10 @@ export class Chart {
     this.figure.uplot = this.plot;
   }
 
-  resize() {
-    if (this.plot) this.plot.setSize({width: Math.max(this.figure.clientWidth, 200), height: HEIGHT_PX});
+  resize(width) {
+    if (width === this.width) return;
+    this.width = width;
+    if (this.plot) this.plot.setSize({width: Math.max(this.width, 200), height: HEIGHT_PX});
   }
 
   /// Whether this chart draws the sensor `node`/`sensor`.
