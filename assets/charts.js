@@ -18,6 +18,13 @@ function format(value, unit) {
   return value == null ? '–' : `${value.toFixed(1)} ${unit}`;
 }
 
+/// Whether a line holds so few points between `first` and `last` that they need dots.
+function sparse(values, first, last) {
+  let count = 0;
+  for (let i = first; i <= last; i++) if (values[i] != null) count++;
+  return count <= 60;
+}
+
 /// A point in the legend: the mean, then the range it covers.
 function pointText(mean, min, max, unit) {
   if (mean == null) return '–';
@@ -78,6 +85,8 @@ export class Chart {
       series.push(
         {...edge, label: `${label} min`},
         {label, stroke: color, width: 2, spanGaps: false,
+          // Few readings (a node that just started): dots, since a lone point draws no line.
+          points: {show: (u, index, first, last) => sparse(u.data[index], first, last), size: 5, fill: color},
           value: (u, v, seriesIndex, index) => pointText(v, u.data[seriesIndex - 1][index], u.data[seriesIndex + 1][index], unit)},
         {...edge, label: `${label} max`},
       );

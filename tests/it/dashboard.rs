@@ -435,7 +435,8 @@ fn the_demo_office_on_a_screen_and_on_the_wall() {
     browser.wait(
         "charts of the last hour",
         DEADLINE,
-        "[...document.querySelectorAll('figure.chart figcaption')].every(c => c.textContent.endsWith('last 1 h'))",
+        "[...document.querySelectorAll('figure.chart')].every(f => f.dataset.range === '1h' && \
+          f.querySelector('figcaption').textContent.endsWith('last 1 h'))",
     );
     let picture = browser.screenshot();
     assert!(picture.starts_with(b"\x89PNG"), "not a PNG");
