@@ -1,5 +1,6 @@
-//! The HTTP API (`docs/api.md`): the only module that knows axum, and the one that owns the
-//! API's JSON shapes (the command line's client reads them from here too).
+//! The HTTP API (`docs/api.md`) and the dashboard page at `/` ([`dashboard`]): the only
+//! module that knows axum, and the one that owns the API's JSON shapes (the command line's
+//! client reads them from here too).
 //!
 //! Reads come from the office actor's latest view; writes go through its handle and need the
 //! bearer token. Request and response bodies are this module's own structs, so a refactor of
@@ -8,6 +9,7 @@
 pub mod access;
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod local_token;
 mod signin;
 #[cfg(test)]
@@ -93,6 +95,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/readings", post(post_reading))
         .route("/api/targets/{room}/{quantity}", put(put_target))
         .route("/api/ask", post(ask))
+        .merge(dashboard::routes())
         .route_layer(middleware::from_fn_with_state(api.clone(), guard))
         .route("/signin", get(signin::page).post(signin::sign_in))
         .route("/signout", post(signin::sign_out))
@@ -543,6 +546,10 @@ pub struct AskRequest {
 pub struct AskReply {
     /// The bot's answer, possibly several lines.
     pub reply: String,
+    /// The message would have changed the office and the caller may only look: nothing was
+    /// changed, and the same message with the write token would do it.
+    #[serde(default)]
+    pub needs_write_token: bool,
 }
 
 async fn ask(
@@ -560,7 +567,10 @@ async fn ask(
         .ask_as(&speaker, &request.text, peers, may_write)
         .await
     {
-        Ok(reply) => Ok(Json(AskReply { reply })),
+        Ok(reply) => Ok(Json(AskReply {
+            needs_write_token: !may_write && reply == crate::bot::READ_ONLY_REPLY,
+            reply,
+        })),
         Err(error @ AskError::TooLong { .. }) => {
             Err(ApiError::bad_request(format!("field `text`: {error}")))
         }

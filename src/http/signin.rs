@@ -1,8 +1,9 @@
 //! The sign-in page: a token in, a session cookie out (module [`super::access`]).
 //!
 //! `GET /signin?next=/path` shows a form; `POST /signin` with `token` (and `next`) checks the
-//! token, counts a wrong one against the caller's address, and on success sets the session
-//! cookie and sends the browser on to `next`. `POST /signout` clears the cookie. The page is
+//! token, counts a wrong one against the caller's address (the form again, saying so; a 401
+//! to a caller that accepts JSON), and on success sets the session cookie and sends the
+//! browser on to `next`. `POST /signout` clears the cookie. The page is
 //! one self-contained document (no script, inline style), so it works before anything else
 //! may be loaded.
 
@@ -88,8 +89,16 @@ pub async fn sign_in(
         None => {
             api.access.failed_sign_in(peer.ip(), now);
             warn!(peer = %peer.ip(), "a wrong token on the sign-in page");
-            let page = render(&next, Some("That token is not right."));
-            (StatusCode::UNAUTHORIZED, Html(page)).into_response()
+            if wants_json(&headers) {
+                return super::ApiError {
+                    status: StatusCode::UNAUTHORIZED,
+                    message: "that token is not right".into(),
+                }
+                .into_response();
+            }
+            // The form again, saying what went wrong: a page a person reads, not an error
+            // for the browser to log.
+            Html(render(&next, Some("That token is not right."))).into_response()
         }
     }
 }
@@ -103,6 +112,15 @@ pub async fn sign_out() -> Response {
         Redirect::to("/signin"),
     )
         .into_response()
+}
+
+/// Whether the caller is a script that asked for JSON (the dashboard's own sign-in from its
+/// dialog) rather than a person at the form.
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"))
 }
 
 /// Where to go after signing in: a path on this server, never another site (`//host` or a
@@ -146,6 +164,7 @@ fn render(next: &str, problem: Option<&str>) -> String {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · officemesh</title>
+<link rel="icon" href="data:,">
 <style>
 body {{ font: 17px/1.5 system-ui, sans-serif; background: #14171c; color: #eef1f5; margin: 0;
   display: grid; place-items: center; min-height: 100vh; }}

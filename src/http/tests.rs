@@ -654,12 +654,30 @@ async fn wrong_tokens_on_the_sign_in_page_are_refused_and_then_slowed_down() {
             "token=guess-guess-guess-guess&next=%2F",
         )
     };
-    for _ in 0..MAX_FAILED_SIGN_INS {
+    for _ in 0..MAX_FAILED_SIGN_INS - 1 {
+        // A person at the form gets the form again, saying so.
         let (status, headers, page) = attempt().await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(status, StatusCode::OK);
         assert!(page.contains("not right"), "{page}");
         assert!(!headers.contains_key(header::SET_COOKIE));
     }
+    // A script that takes JSON gets a 401.
+    let (status, headers, body) = send(
+        &fixture.lan,
+        Method::POST,
+        "/signin",
+        &[
+            (header::HOST, HOST),
+            (header::ORIGIN, "http://office.local:7878"),
+            (header::ACCEPT, "application/json"),
+            (header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+        ],
+        "token=guess-guess-guess-guess&next=%2F",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("not right"), "{body}");
+    assert!(!headers.contains_key(header::SET_COOKIE));
     let (status, headers, page) = attempt().await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
     assert!(headers.contains_key(header::RETRY_AFTER));

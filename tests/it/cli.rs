@@ -154,14 +154,14 @@ fn ask_names_the_address_where_no_node_runs() {
 }
 
 /// A running `officemesh demo`, stopped (SIGKILL) if the test fails before it stops it.
-struct Demo {
+pub(crate) struct Demo {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Demo {
-    fn start(home: &Path, nodes: u16, http_port: u16) -> Demo {
+    pub(crate) fn start(home: &Path, nodes: u16, http_port: u16) -> Demo {
         let mut command = officemesh(
             home,
             &[
@@ -201,7 +201,7 @@ impl Demo {
     }
 
     /// The first line of the demo's output that starts with `prefix`.
-    fn line_starting(&mut self, prefix: &str) -> String {
+    pub(crate) fn line_starting(&mut self, prefix: &str) -> String {
         let deadline = Instant::now() + DEMO_START_DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -217,7 +217,7 @@ impl Demo {
     }
 
     /// SIGTERM, and waits for a clean exit.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -236,7 +236,7 @@ impl Drop for Demo {
 }
 
 /// The `http://...` address in a line the demo prints for one of its nodes.
-fn http_url(line: &str) -> String {
+pub(crate) fn http_url(line: &str) -> String {
     line.split_whitespace()
         .find(|word| word.starts_with("http://"))
         .unwrap_or_else(|| panic!("no http:// address in {line:?}"))

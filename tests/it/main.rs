@@ -8,6 +8,7 @@ mod bot;
 mod chat_matrix;
 mod chat_slack;
 mod cli;
+mod dashboard;
 mod full_disk;
 mod history;
 mod invite;

@@ -1,12 +1,14 @@
 //! Helpers shared by the integration tests: one way to wait for a condition (polling with a
 //! deadline, [`wait_for`] in plain threads and [`eventually`] in async tests), one way to
-//! start the real `officemesh` binary ([`node::Node::builder`]), and ports.
+//! start the real `officemesh` binary ([`node::Node::builder`]), one way to drive a real
+//! headless Chromium ([`browser::Browser`]), and ports.
 //!
 //! Ports: a program under test binds port 0 and tells which port it got (the node logs its
 //! addresses; see [`node`]), so no test hands a released port to a program while another
 //! test may take it. Only programs that cannot report a bound port (Mosquitto, Synapse) get
 //! one from [`unused_port`], and must cope with losing it.
 
+pub mod browser;
 pub mod node;
 
 use std::{
