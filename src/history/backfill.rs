@@ -22,7 +22,8 @@ use tracing::{debug, info, warn};
 
 use super::config::MAX_BACKFILL_HOURS;
 use crate::{
-    net::{NetError, NetHandle, PeerId},
+    net::{NetError, NetHandle, node_id},
+    state::NodeId,
     store::{HOUR_MS, HourBuckets, Store, StoreError, StoreHandle},
     wire::{
         WireError,
@@ -59,7 +60,7 @@ pub enum BackfillError {
     #[error(transparent)]
     Net(#[from] NetError),
     #[error("peer {peer} sent a history page that does not decode: {error}")]
-    Page { peer: PeerId, error: WireError },
+    Page { peer: NodeId, error: WireError },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -98,7 +99,7 @@ fn have(store: &Store, range: Range<u64>) -> Result<HistoryAsk, StoreError> {
 
 /// Answers a peer's ask (its bytes) with one page (bytes); runs on the store's thread.
 /// An ask that does not decode gets an empty page, and a log line naming the peer.
-pub fn answer(store: &Store, from: PeerId, ask: &[u8]) -> Vec<u8> {
+pub fn answer(store: &Store, from: &NodeId, ask: &[u8]) -> Vec<u8> {
     let ask = match decode_history_ask(ask) {
         Ok(ask) => ask,
         Err(error) => {
@@ -151,7 +152,7 @@ fn page_for(store: &Store, ask: &HistoryAsk) -> Result<HistoryPage, StoreError> 
 /// Asks `peer` for what this node lacks of the hours in `window` before `now_ms` (the hour
 /// under way included), page by page, and merges it.
 pub async fn backfill(
-    peer: PeerId,
+    peer: NodeId,
     net: &NetHandle,
     store: &StoreHandle,
     window: Duration,
@@ -162,9 +163,11 @@ pub async fn backfill(
     while done.pages < MAX_PAGES {
         let asking = range.clone();
         let ask = store.run(move |store| have(store, asking)).await??;
-        let bytes = net.ask_history(peer, encode_history_ask(&ask)).await?;
-        let page =
-            decode_history_page(&bytes).map_err(|error| BackfillError::Page { peer, error })?;
+        let bytes = net.ask_history(&peer, encode_history_ask(&ask)).await?;
+        let page = decode_history_page(&bytes).map_err(|error| BackfillError::Page {
+            peer: peer.clone(),
+            error,
+        })?;
         done.pages += 1;
         let more = page.more;
         let asked = range.clone();
@@ -215,7 +218,7 @@ pub struct Backfiller {
     net: NetHandle,
     store: StoreHandle,
     window: Duration,
-    running: Arc<Mutex<HashSet<PeerId>>>,
+    running: Arc<Mutex<HashSet<NodeId>>>,
 }
 
 impl Backfiller {
@@ -230,17 +233,23 @@ impl Backfiller {
 
     /// Starts a session with `peer` in the background, for the whole backfill window,
     /// unless one is running or the window is zero.
-    pub fn start(&self, peer: PeerId, now_ms: u64) {
+    pub fn start(&self, peer: NodeId, now_ms: u64) {
         self.start_for(peer, self.window, now_ms);
     }
 
-    fn start_for(&self, peer: PeerId, window: Duration, now_ms: u64) {
-        if window.is_zero() || !self.running.lock().expect("not poisoned").insert(peer) {
+    fn start_for(&self, peer: NodeId, window: Duration, now_ms: u64) {
+        if window.is_zero()
+            || !self
+                .running
+                .lock()
+                .expect("not poisoned")
+                .insert(peer.clone())
+        {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            match backfill(peer, &this.net, &this.store, window, now_ms).await {
+            match backfill(peer.clone(), &this.net, &this.store, window, now_ms).await {
                 Ok(done) if done.hours_merged > 0 || done.hours_refused > 0 => {
                     info!(%peer, hours = done.hours_merged, refused = done.hours_refused, pages = done.pages, "history filled in from a peer");
                 }
@@ -273,7 +282,7 @@ impl Backfiller {
             }
             let now_ms = now_ms();
             let peer = &peers[(now_ms / 7) as usize % peers.len()];
-            self.start_for(peer.peer, RECENT_WINDOW.min(self.window), now_ms);
+            self.start_for(node_id(&peer.peer), RECENT_WINDOW.min(self.window), now_ms);
         }
     }
 }
@@ -300,15 +309,15 @@ mod tests {
         }
     }
 
-    fn peer() -> PeerId {
-        PeerId::random()
+    fn peer() -> NodeId {
+        NodeId::new("12D3KooWAsker").unwrap()
     }
 
     /// One round of the protocol between two stores, without the network: B asks, A
     /// answers, B merges. Returns what B merged and whether A said there was more.
     fn round(a: &Store, b: &mut Store, range: Range<u64>, now_ms: u64) -> (usize, usize, bool) {
         let ask = encode_history_ask(&have(b, range.clone()).unwrap());
-        let page = decode_history_page(&answer(a, peer(), &ask)).unwrap();
+        let page = decode_history_page(&answer(a, &peer(), &ask)).unwrap();
         let more = page.more;
         let (merged, refused) = merge(b, page, &range, now_ms).unwrap();
         (merged, refused, more)
@@ -362,7 +371,7 @@ mod tests {
         let later = HOUR0 + HOUR_MS..now + HOUR_MS;
         assert_eq!(merge(&mut b, page, &later, now).unwrap(), (0, 1));
         // An ask that does not decode gets an empty page.
-        let empty = decode_history_page(&answer(&a, peer(), b"not an ask")).unwrap();
+        let empty = decode_history_page(&answer(&a, &peer(), b"not an ask")).unwrap();
         assert!(empty.hours.is_empty() && !empty.more);
     }
 }

@@ -31,6 +31,9 @@ pub const IDENTIFY_PROTOCOL: &str = "/officemesh/1.0.0";
 /// node that was away catches up through sync, which has its own, larger pages.
 pub const GOSSIP_PAGE_BYTES: usize = 64 << 10;
 
+// A write handed to a peer to hold is bounded like a gossip message.
+const _: () = assert!(super::hold::MAX_HOLD_BYTES == GOSSIP_PAGE_BYTES);
+
 /// The largest gossipsub RPC accepted or sent: one page plus the envelope gossipsub wraps it
 /// in (topic, signature, public key, control messages).
 pub const MAX_GOSSIP_TRANSMIT_BYTES: usize = GOSSIP_PAGE_BYTES + (16 << 10);

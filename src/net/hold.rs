@@ -16,17 +16,14 @@ use std::{io, time::Duration};
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use libp2p::{StreamProtocol, request_response};
 
-use super::{
-    behaviour::GOSSIP_PAGE_BYTES,
-    sync::{read_frame, write_frame},
-};
+use super::sync::{read_frame, write_frame};
 
 /// The protocol name, negotiated by multistream-select.
 pub const HOLD_PROTOCOL: StreamProtocol = StreamProtocol::new("/officemesh/hold/1");
 
-/// The largest write handed to a peer, in encoded bytes: what fits one gossip message. One
-/// acknowledged write is a few hundred bytes.
-pub const MAX_HOLD_BYTES: usize = GOSSIP_PAGE_BYTES;
+/// The largest write handed to a peer, in encoded bytes: 64 KiB, what fits one gossip message
+/// (`GOSSIP_PAGE_BYTES`). One acknowledged write is a few hundred bytes.
+pub const MAX_HOLD_BYTES: usize = 64 << 10;
 
 /// How long a hold request may take before libp2p gives up on it. The writer stops waiting
 /// much sooner (`[store] peer_hold_ms`) and saves the write itself; this only bounds what

@@ -177,6 +177,13 @@ pub fn node_id(peer: &PeerId) -> NodeId {
     NodeId::new(peer.to_base58()).expect("a base58 peer id is printable ASCII of about 52 bytes")
 }
 
+/// The peer id a node id names; fails for an id that is no base58 peer id (a simulator's).
+pub fn peer_id(node: &NodeId) -> Result<PeerId, NetError> {
+    node.as_str()
+        .parse()
+        .map_err(|_| NetError::NotAPeer(node.clone()))
+}
+
 /// Why the network could not start, or a command failed.
 #[derive(Debug, Error)]
 pub enum NetError {
@@ -192,6 +199,8 @@ pub enum NetError {
     Dial { address: Multiaddr, reason: String },
     #[error("the request to peer {peer} failed: {reason}")]
     Request { peer: PeerId, reason: String },
+    #[error("node id {0} is not a libp2p peer id")]
+    NotAPeer(NodeId),
     #[error("no connected peer can hold a write")]
     NoHolder,
     #[error("peer {0} did not hold the write")]
@@ -420,8 +429,9 @@ impl NetHandle {
         answer.await.map_err(|_| SyncError::Stopped)?
     }
 
-    /// Sends a history ask to `peer` and returns its answer, the bytes of one page.
-    pub async fn ask_history(&self, peer: PeerId, ask: Vec<u8>) -> Result<Vec<u8>, NetError> {
+    /// Sends a history ask to the node `peer` and returns its answer, the bytes of one page.
+    pub async fn ask_history(&self, peer: &NodeId, ask: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        let peer = peer_id(peer)?;
         self.ask(|reply| NetCommand::AskHistory { peer, ask, reply })
             .await?
     }

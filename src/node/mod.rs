@@ -442,10 +442,12 @@ async fn handle_net_events(
 ) {
     while let Some(event) = events.recv().await {
         match event {
-            NetEvent::PeerConnected { peer } => backfiller.start(peer, physical_ms()),
+            NetEvent::PeerConnected { peer } => {
+                backfiller.start(net::node_id(&peer), physical_ms())
+            }
             NetEvent::HistoryRequested { from, ask, reply } => {
                 let Ok(page) = store
-                    .run(move |store| history::backfill::answer(store, from, &ask))
+                    .run(move |store| history::backfill::answer(store, &net::node_id(&from), &ask))
                     .await
                 else {
                     return;
