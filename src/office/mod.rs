@@ -285,7 +285,8 @@ pub struct Office {
     /// Readings new to this node, its own and its peers', not yet handed to the minute
     /// history.
     seen: Vec<HistoryRow>,
-    /// Saves and prunes on their way through the store thread.
+    /// Saves and history hand-overs on their way through the store thread, and readings
+    /// waiting for a peer to hold them (each at most `peer_hold`).
     in_flight: FuturesUnordered<BoxFuture<'static, Done>>,
     /// Whether one of `in_flight` is a save: saves go one at a time.
     saving: bool,
@@ -848,7 +849,8 @@ impl Office {
         }
     }
 
-    /// Waits for every save and prune on its way.
+    /// Waits for every save on its way, and for the peers asked to hold readings (at most
+    /// `peer_hold`).
     async fn finish_store_work(&mut self) {
         while let Some(done) = self.in_flight.next().await {
             self.finished(done);
