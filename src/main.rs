@@ -372,7 +372,7 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
             );
         }
         println!("  write token: {}", office.api_token);
-        println!("the dashboard: open any address above in a browser (the page asks for the write token to set a target or ask the bot)");
+        println!("the dashboard: open any address above in a browser (it asks for the write token before changing anything: a target, \"i am ...\")");
         let first = office.nodes.first().context("the demo has no node")?;
         // `ask` finds the demo's token by itself (`http::local_token`); only a first node off
         // the default port needs naming.
