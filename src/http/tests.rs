@@ -487,20 +487,30 @@ async fn send<S: AsRef<str>>(
     )
 }
 
+/// Posts the sign-in form from a browser on the LAN (from this node's own page) with
+/// `token` and `next`; with `json`, as the dashboard's dialog does (accepting JSON).
+async fn post_sign_in(
+    fixture: &Fixture,
+    token: &str,
+    next: &str,
+    json: bool,
+) -> (StatusCode, HeaderMap, String) {
+    let origin = format!("http://{HOST}");
+    let mut headers = vec![
+        (header::HOST, HOST),
+        (header::ORIGIN, origin.as_str()),
+        (header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+    ];
+    if json {
+        headers.push((header::ACCEPT, "application/json"));
+    }
+    let body = format!("token={token}&next={}", super::signin::encode_next(next));
+    send(&fixture.lan, Method::POST, "/signin", &headers, &body).await
+}
+
 /// Signs in on the LAN app with `token`; the session cookie (`name=value`) it set.
 async fn sign_in(fixture: &Fixture, token: &str) -> String {
-    let (status, headers, body) = send(
-        &fixture.lan,
-        Method::POST,
-        "/signin",
-        &[
-            (header::HOST, HOST),
-            (header::ORIGIN, &format!("http://{HOST}")),
-            (header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
-        ],
-        &format!("token={token}&next=%2F%3Fwall"),
-    )
-    .await;
+    let (status, headers, body) = post_sign_in(fixture, token, "/?wall", false).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(headers[header::LOCATION], "/?wall");
     let cookie = headers[header::SET_COOKIE].to_str().unwrap().to_owned();
@@ -641,19 +651,7 @@ async fn a_session_from_the_sign_in_page_reads_and_a_write_session_writes_from_i
 #[tokio::test]
 async fn wrong_tokens_on_the_sign_in_page_are_refused_and_then_slowed_down() {
     let fixture = fixture().await;
-    let attempt = || {
-        send(
-            &fixture.lan,
-            Method::POST,
-            "/signin",
-            &[
-                (header::HOST, HOST),
-                (header::ORIGIN, "http://office.local:7878"),
-                (header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
-            ],
-            "token=guess-guess-guess-guess&next=%2F",
-        )
-    };
+    let attempt = || post_sign_in(&fixture, "guess-guess-guess-guess", "/", false);
     for _ in 0..MAX_FAILED_SIGN_INS - 1 {
         // A person at the form gets the form again, saying so.
         let (status, headers, page) = attempt().await;
@@ -662,19 +660,8 @@ async fn wrong_tokens_on_the_sign_in_page_are_refused_and_then_slowed_down() {
         assert!(!headers.contains_key(header::SET_COOKIE));
     }
     // A script that takes JSON gets a 401.
-    let (status, headers, body) = send(
-        &fixture.lan,
-        Method::POST,
-        "/signin",
-        &[
-            (header::HOST, HOST),
-            (header::ORIGIN, "http://office.local:7878"),
-            (header::ACCEPT, "application/json"),
-            (header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
-        ],
-        "token=guess-guess-guess-guess&next=%2F",
-    )
-    .await;
+    let (status, headers, body) =
+        post_sign_in(&fixture, "guess-guess-guess-guess", "/", true).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("not right"), "{body}");
     assert!(!headers.contains_key(header::SET_COOKIE));
@@ -682,18 +669,7 @@ async fn wrong_tokens_on_the_sign_in_page_are_refused_and_then_slowed_down() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
     assert!(headers.contains_key(header::RETRY_AFTER));
     // Even the right token waits now: the limit is per address, not per guess.
-    let (status, _, _) = send(
-        &fixture.lan,
-        Method::POST,
-        "/signin",
-        &[
-            (header::HOST, HOST),
-            (header::ORIGIN, "http://office.local:7878"),
-            (header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
-        ],
-        &format!("token={TOKEN}&next=%2F"),
-    )
-    .await;
+    let (status, _, _) = post_sign_in(&fixture, TOKEN, "/", false).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 

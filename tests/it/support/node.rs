@@ -489,27 +489,21 @@ pub fn request(
     path: &str,
     body: Option<&str>,
 ) -> Result<String, String> {
-    let mut stream = TcpStream::connect(address).map_err(|error| error.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|error| error.to_string())?;
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|error| error.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|error| error.to_string())?;
-    let (head, body) = response.split_once("\r\n\r\n").ok_or("malformed answer")?;
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status.starts_with('2') {
-        Ok(body.to_owned())
+    let bearer = format!("Bearer {TOKEN}");
+    let answer = exchange(
+        address,
+        method,
+        path,
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        body.unwrap_or(""),
+    )?;
+    if (200..300).contains(&answer.status) {
+        Ok(answer.body)
     } else {
-        Err(format!("{status}: {body}"))
+        Err(format!("{}: {}", answer.status, answer.body))
     }
 }
 
