@@ -6,10 +6,17 @@
 //! ROOMS (25) rooms x 3 quantities (temperature, humidity, CO2), one sensor each, in minute
 //! buckets, as a node that has run for a day holds them, and gives it a current reading of
 //! each. Then, RUNS (11) times, a fresh Chromium (empty profile, so nothing is cached) opens
-//! the page, and the time from navigation to the page's `officemesh-rendered` mark is taken:
-//! the page sets it once every room card is drawn and every chart (75, from 25 history
-//! queries) is drawn, in the frame after. The median, fastest and slowest are printed.
-//! `OFFICEMESH_BENCH_ROOMS` and `OFFICEMESH_BENCH_RUNS` change the sizes.
+//! the page, and two marks the page sets are read, as times from the start of navigation:
+//! the first screen (every room card made, the charts of the cards in view drawn) and the
+//! full render (every chart drawn too, 75, in the frame after the last). The median, fastest
+//! and slowest are printed. `OFFICEMESH_BENCH_ROOMS` and `OFFICEMESH_BENCH_RUNS` change the
+//! sizes.
+//!
+//! `OFFICEMESH_BENCH_COMPARE=/path/to/another/officemesh` runs that binary too, on a copy of
+//! the same data, taking turns with this build's run by run, and prints the ratio of the
+//! medians: the way to tell whether a change to the page helps on a shared, noisy machine.
+//! `OFFICEMESH_BENCH_PROFILE=1` prints, for the first run, where the page's script time went
+//! (by function), the browser's own work by thread and event, and the frames over 50 ms.
 //!
 //! The page weight is what a first visit downloads: every file of the page gzipped as the
 //! node serves it (the vendored licence and notes are not loaded by the page).
@@ -62,14 +69,14 @@ struct Node {
 }
 
 impl Node {
-    fn start(dir: &Path) -> Node {
+    fn start(dir: &Path, binary: &str) -> Node {
         let config = dir.join("node.toml");
         std::fs::write(
             &config,
             "[sensors]\nauto_detect = false\n[presence]\nenabled = false\n",
         )
         .expect("config written");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_officemesh"))
+        let mut child = Command::new(binary)
             .arg("up")
             .arg("--config")
             .arg(&config)
@@ -169,6 +176,7 @@ fn sensor(room: usize, quantity: Quantity) -> String {
 fn main() {
     let rooms = env("OFFICEMESH_BENCH_ROOMS", 25);
     let runs = env("OFFICEMESH_BENCH_RUNS", 11);
+    let profile = env("OFFICEMESH_BENCH_PROFILE", 0) != 0;
 
     let weight: usize = ASSETS
         .iter()
@@ -192,7 +200,7 @@ fn main() {
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     // A first start makes the node's key; its id names the series of its history.
-    let node = Node::start(dir.path());
+    let node = Node::start(dir.path(), env!("CARGO_BIN_EXE_officemesh"));
     let health: Value =
         serde_json::from_str(&node.request("GET", "/api/health", "")).expect("JSON");
     let id = NodeId::new(health["id"].as_str().expect("an id").to_owned()).expect("a node id");
@@ -228,74 +236,274 @@ fn main() {
         generating.elapsed().as_secs_f64()
     );
 
-    let node = Node::start(dir.path());
-    for room in 1..=rooms {
-        for (quantity, base) in QUANTITIES {
-            let body = serde_json::json!({
-                "sensor": sensor(room, quantity), "room": format!("room {room}"),
-                "quantity": quantity.name(), "value": base + 0.5,
-            });
-            node.request("POST", "/api/readings", &body.to_string());
+    // This build's binary, and the one to compare it with, each on its own copy of the data,
+    // taking turns run by run so that both see the same machine.
+    let mut binaries = vec![(
+        "this build".to_owned(),
+        env!("CARGO_BIN_EXE_officemesh").to_owned(),
+    )];
+    if let Ok(other) = std::env::var("OFFICEMESH_BENCH_COMPARE") {
+        binaries.push((format!("compared ({other})"), other));
+    }
+    let mut nodes = Vec::new();
+    for (index, (_, binary)) in binaries.iter().enumerate() {
+        let home = dir.path().join(format!("node-{index}"));
+        std::fs::create_dir_all(&home).expect("a node directory");
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(dir.path().join("data"))
+            .arg(&home)
+            .status()
+            .expect("cp runs");
+        assert!(copied.success(), "the data copied");
+        let node = Node::start(&home, binary);
+        for room in 1..=rooms {
+            for (quantity, base) in QUANTITIES {
+                let body = serde_json::json!({
+                    "sensor": sensor(room, quantity), "room": format!("room {room}"),
+                    "quantity": quantity.name(), "value": base + 0.5,
+                });
+                node.request("POST", "/api/readings", &body.to_string());
+            }
+        }
+        nodes.push(node);
+    }
+
+    let mut results: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); nodes.len()];
+    for run in 0..runs {
+        for (index, node) in nodes.iter().enumerate() {
+            let url = format!("http://{}/", node.http);
+            let (screen, everything) = render_once(&url, rooms, profile && run == 0 && index == 0);
+            println!(
+                "run {} of {}: first screen {screen:.0} ms, everything {everything:.0} ms",
+                run + 1,
+                binaries[index].0
+            );
+            results[index].0.push(screen);
+            results[index].1.push(everything);
         }
     }
-    let url = format!("http://{}/", node.http);
-
-    let mut times = Vec::with_capacity(runs);
-    let mut screens = Vec::with_capacity(runs);
-    for run in 0..runs {
-        let mut chromium = browser::Browser::start(1440, 1000);
-        chromium.navigate(&url);
-        chromium.wait(
-            "the first full render",
-            RENDER_DEADLINE,
-            "document.documentElement.dataset.rendered === 'true'",
-        );
-        let drawn = chromium
-            .eval(
-                "[document.querySelectorAll('article.room').length, \
-                  [...document.querySelectorAll('figure.chart')].filter(f => f.uplot && f.uplot.data[2].some(v => v != null)).length, \
-                  performance.getEntriesByName('officemesh-rendered')[0].startTime, \
-                  performance.getEntriesByName('officemesh-first-state')[0].startTime, \
-                  Math.max(...performance.getEntriesByType('resource').filter(r => r.name.includes('/api/history')).map(r => r.responseEnd)), \
-                  performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd, \
-                  performance.getEntriesByName('officemesh-first-screen')[0].startTime]",
-            )
-            .expect("the page answers");
-        assert_eq!(drawn[0], rooms, "room cards drawn: {drawn}");
-        assert_eq!(
-            drawn[1],
-            rooms * QUANTITIES.len(),
-            "charts drawn with their history: {drawn}"
-        );
-        let errors = chromium.take_errors();
-        assert!(errors.is_empty(), "errors in the page: {errors:?}");
-        let ms = drawn[2].as_f64().expect("a time");
-        let at = |index: usize| drawn[index].as_f64().unwrap_or(f64::NAN);
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        (
+            values[values.len() / 2],
+            values[0],
+            values[values.len() - 1],
+        )
+    };
+    let mut medians = Vec::new();
+    for ((name, _), (screens, times)) in binaries.iter().zip(results.iter_mut()) {
+        let (screen, fastest_screen, slowest_screen) = median(screens);
+        let (time, fastest, slowest) = median(times);
+        println!("{name}:");
         println!(
-            "run {}: first screen {:.0} ms, everything {ms:.0} ms (scripts run at {:.0} ms, first state at {:.0} ms, last history answer at {:.0} ms)",
-            run + 1,
-            at(6),
+            "  first screen (the cards in view and their charts, all {rooms} cards made): median {screen:.0} ms, fastest {fastest_screen:.0} ms, slowest {slowest_screen:.0} ms"
+        );
+        println!(
+            "  first full render of {rooms} rooms ({} charts): median {time:.0} ms, fastest {fastest:.0} ms, slowest {slowest:.0} ms ({runs} runs, each a fresh browser)",
+            rooms * QUANTITIES.len(),
+        );
+        medians.push((screen, time));
+    }
+    if let [(screen, time), (other_screen, other_time)] = medians[..] {
+        println!(
+            "this build / compared, medians: first screen {:.2}, first full render {:.2}",
+            screen / other_screen,
+            time / other_time
+        );
+    }
+    for node in nodes {
+        node.terminate();
+    }
+}
+
+/// One fresh Chromium opens `url` and waits for the page's render mark: the times of its
+/// first-screen and full-render marks, after checking that every card and chart is drawn.
+/// With `profile`, it also prints where the time went.
+fn render_once(url: &str, rooms: usize, profile: bool) -> (f64, f64) {
+    let mut chromium = browser::Browser::start(1440, 1000);
+    if profile {
+        chromium.command("Performance.enable", serde_json::json!({}));
+        chromium.command("Profiler.enable", serde_json::json!({}));
+        chromium.command(
+            "Profiler.setSamplingInterval",
+            serde_json::json!({"interval": 200}),
+        );
+        chromium.command("Profiler.start", serde_json::json!({}));
+        chromium.command(
+            "Tracing.start",
+            serde_json::json!({"categories": "devtools.timeline,blink,cc,v8", "transferMode": "ReportEvents"}),
+        );
+    }
+    chromium.navigate(url);
+    chromium.wait(
+        "the first full render",
+        RENDER_DEADLINE,
+        "document.documentElement.dataset.rendered === 'true'",
+    );
+    let drawn = chromium
+        .eval(
+            "[document.querySelectorAll('article.room').length, \
+              [...document.querySelectorAll('figure.chart')].filter(f => f.uplot && f.uplot.data[2].some(v => v != null)).length, \
+              performance.getEntriesByName('officemesh-rendered')[0].startTime, \
+              performance.getEntriesByName('officemesh-first-state')[0].startTime, \
+              Math.max(...performance.getEntriesByType('resource').filter(r => r.name.includes('/api/history')).map(r => r.responseEnd)), \
+              performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd, \
+              performance.getEntriesByName('officemesh-first-screen')[0].startTime]",
+        )
+        .expect("the page answers");
+    assert_eq!(drawn[0], rooms, "room cards drawn: {drawn}");
+    assert_eq!(
+        drawn[1],
+        rooms * QUANTITIES.len(),
+        "charts drawn with their history: {drawn}"
+    );
+    let errors = chromium.take_errors();
+    assert!(errors.is_empty(), "errors in the page: {errors:?}");
+    let at = |index: usize| drawn[index].as_f64().unwrap_or(f64::NAN);
+    if profile {
+        println!(
+            "profiled run: scripts run at {:.0} ms, first state at {:.0} ms, last history answer at {:.0} ms",
             at(5),
             at(3),
             at(4)
         );
-        times.push(ms);
-        screens.push(at(6));
+        let stopped = chromium.command("Profiler.stop", serde_json::json!({}));
+        print_profile(&stopped["profile"]);
+        chromium.command("Tracing.end", serde_json::json!({}));
+        let events: Vec<Value> = chromium
+            .events_until("Tracing.tracingComplete")
+            .into_iter()
+            .filter(|event| event["method"] == "Tracing.dataCollected")
+            .flat_map(|event| {
+                event["params"]["value"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        print_trace(&events);
+        // The frames that took over 50 ms, and what ran in them.
+        let frames = chromium
+            .eval(
+                "new Promise((resolve) => new PerformanceObserver((list) => resolve(list.getEntries().map((f) => ({\
+                   start: Math.round(f.startTime), duration: Math.round(f.duration), \
+                   styleAndLayout: Math.round(f.styleAndLayoutStart ? f.startTime + f.duration - f.styleAndLayoutStart : 0), \
+                   scripts: f.scripts.map((s) => `${s.invoker} ${Math.round(s.duration)}ms`).join('; ')})))) \
+                   .observe({type: 'long-animation-frame', buffered: true}))",
+            )
+            .expect("frames");
+        let sizes = chromium
+            .eval("[...document.querySelectorAll('article.room')].slice(0, 3).map((card) => card.getBoundingClientRect()).map((r) => `${Math.round(r.width)}x${Math.round(r.height)} at ${Math.round(r.left)},${Math.round(r.top)}`)")
+            .expect("sizes");
+        println!("the first cards: {sizes}");
+        println!("long frames:");
+        for frame in frames.as_array().into_iter().flatten() {
+            println!("  {frame}");
+        }
     }
-    times.sort_by(f64::total_cmp);
-    screens.sort_by(f64::total_cmp);
-    println!(
-        "first screen (the cards in view and their charts, all {rooms} cards made): median {:.0} ms, fastest {:.0} ms, slowest {:.0} ms",
-        screens[screens.len() / 2],
-        screens[0],
-        screens[screens.len() - 1]
-    );
-    println!(
-        "first full render of {rooms} rooms ({} charts): median {:.0} ms, fastest {:.0} ms, slowest {:.0} ms ({runs} runs, each a fresh browser)",
-        rooms * QUANTITIES.len(),
-        times[times.len() / 2],
-        times[0],
-        times[times.len() - 1]
-    );
-    node.terminate();
+    (at(6), at(2))
+}
+
+/// Where the page's script thread spent the first run, by function (with what it calls, and
+/// its own), from the sampling profile Chromium takes when `OFFICEMESH_BENCH_PROFILE=1`.
+fn print_profile(profile: &Value) {
+    let nodes = profile["nodes"].as_array().cloned().unwrap_or_default();
+    let samples = profile["samples"].as_array().cloned().unwrap_or_default();
+    let deltas = profile["timeDeltas"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut by_node = std::collections::HashMap::<u64, f64>::new();
+    for (sample, delta) in samples
+        .iter()
+        .zip(deltas.iter().skip(1).chain([&Value::from(0)]))
+    {
+        *by_node.entry(sample.as_u64().unwrap_or(0)).or_default() +=
+            delta.as_f64().unwrap_or(0.0) / 1000.0;
+    }
+    let index: std::collections::HashMap<u64, &Value> = nodes
+        .iter()
+        .map(|node| (node["id"].as_u64().unwrap_or(0), node))
+        .collect();
+    fn total(
+        id: u64,
+        index: &std::collections::HashMap<u64, &Value>,
+        by_node: &std::collections::HashMap<u64, f64>,
+    ) -> f64 {
+        let own = by_node.get(&id).copied().unwrap_or(0.0);
+        own + index[&id]["children"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|child| total(child.as_u64().unwrap_or(0), index, by_node))
+            .sum::<f64>()
+    }
+    let mut by_function = std::collections::HashMap::<String, (f64, f64)>::new();
+    for node in &nodes {
+        let frame = &node["callFrame"];
+        let url = frame["url"].as_str().unwrap_or("");
+        let name = format!(
+            "{} ({}:{})",
+            frame["functionName"]
+                .as_str()
+                .filter(|name| !name.is_empty())
+                .unwrap_or("(anonymous)"),
+            url.rsplit('/').next().unwrap_or(""),
+            frame["lineNumber"].as_i64().unwrap_or(-1) + 1
+        );
+        let id = node["id"].as_u64().unwrap_or(0);
+        let entry = by_function.entry(name).or_default();
+        entry.0 += by_node.get(&id).copied().unwrap_or(0.0);
+        entry.1 += total(id, &index, &by_node);
+    }
+    let mut ranked: Vec<_> = by_function.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+    println!("profile of run 1, by function: total (with what it calls), self ms");
+    for (name, (own, all)) in ranked.iter().take(45) {
+        println!("  {all:7.1} {own:7.1}  {name}");
+    }
+}
+
+/// The browser's own work in the first run, from its trace: total ms by thread and event.
+fn print_trace(events: &[Value]) {
+    let mut threads = std::collections::HashMap::<(u64, u64), String>::new();
+    for event in events {
+        if event["ph"] == "M" && event["name"] == "thread_name" {
+            threads.insert(
+                (
+                    event["pid"].as_u64().unwrap_or(0),
+                    event["tid"].as_u64().unwrap_or(0),
+                ),
+                event["args"]["name"].as_str().unwrap_or("?").to_owned(),
+            );
+        }
+    }
+    let mut by_name = std::collections::HashMap::<String, (f64, usize)>::new();
+    for event in events {
+        if event["ph"] != "X" {
+            continue;
+        }
+        let thread = threads
+            .get(&(
+                event["pid"].as_u64().unwrap_or(0),
+                event["tid"].as_u64().unwrap_or(0),
+            ))
+            .cloned()
+            .unwrap_or_default();
+        let entry = by_name
+            .entry(format!(
+                "{thread} / {}",
+                event["name"].as_str().unwrap_or("?")
+            ))
+            .or_default();
+        entry.0 += event["dur"].as_f64().unwrap_or(0.0) / 1000.0;
+        entry.1 += 1;
+    }
+    let mut ranked: Vec<_> = by_name.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+    println!("trace of run 1, by thread / event: total ms (count)");
+    for (name, (ms, count)) in ranked.iter().take(40) {
+        println!("  {ms:7.1} ({count:4})  {name}");
+    }
 }

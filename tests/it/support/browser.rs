@@ -163,6 +163,28 @@ impl Browser {
         }
     }
 
+    /// Reads events until one named `method` arrives; the events read, that one last.
+    #[allow(dead_code)] // used by the dashboard benchmark's profile
+    pub fn events_until(&mut self, method: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        loop {
+            let message = self
+                .socket
+                .read()
+                .unwrap_or_else(|error| panic!("waiting for {method}: {error}"));
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let value: Value = serde_json::from_str(text.as_str()).expect("the protocol is JSON");
+            self.event(&value);
+            let done = value["method"].as_str() == Some(method);
+            events.push(value);
+            if done {
+                return events;
+            }
+        }
+    }
+
     /// Keeps what an event says about errors.
     fn event(&mut self, event: &Value) {
         let params = &event["params"];
