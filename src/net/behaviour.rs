@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     NetError,
+    exchange::{EXCHANGE_PROTOCOL, EXCHANGE_REQUEST_TIMEOUT, ExchangeCodec},
     history::{HISTORY_PROTOCOL, HistoryCodec},
     hold::{HOLD_PROTOCOL, HOLD_REQUEST_TIMEOUT, HoldCodec, MAX_HOLD_STREAMS},
     sync::{SYNC_PROTOCOL, SyncCodec},
@@ -41,6 +42,10 @@ pub const MAX_GOSSIP_TRANSMIT_BYTES: usize = GOSSIP_PAGE_BYTES + (16 << 10);
 /// How long a sync request may take, answer included: a page of up to 512 KiB over a slow
 /// Wi-Fi link, and the node computing what is missing.
 pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most peer exchange streams open on one connection at once: an honest peer asks one at a
+/// time, a few seconds apart at most.
+const MAX_EXCHANGE_STREAMS: usize = 4;
 
 /// Most sync streams open on one connection at once. Each may hold a page in memory; a peer
 /// has one session with us at a time, so a few is plenty.
@@ -145,6 +150,7 @@ pub struct Behaviour {
     pub sync: request_response::Behaviour<SyncCodec>,
     pub history: request_response::Behaviour<HistoryCodec>,
     pub hold: request_response::Behaviour<HoldCodec>,
+    pub exchange: request_response::Behaviour<ExchangeCodec>,
 }
 
 /// What the behaviour is built from.
@@ -207,6 +213,14 @@ impl Behaviour {
                 .with_request_timeout(HOLD_REQUEST_TIMEOUT)
                 .with_max_concurrent_streams(MAX_HOLD_STREAMS),
         );
+        let exchange = request_response::Behaviour::with_codec(
+            ExchangeCodec,
+            [(EXCHANGE_PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(EXCHANGE_REQUEST_TIMEOUT)
+                // One exchange per peer at a time is all a node asks for.
+                .with_max_concurrent_streams(MAX_EXCHANGE_STREAMS),
+        );
         Ok(Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             allow: allow.into(),
@@ -217,6 +231,7 @@ impl Behaviour {
             sync,
             history,
             hold,
+            exchange,
         })
     }
 }

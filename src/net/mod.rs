@@ -37,6 +37,7 @@ pub mod config;
 mod counting;
 #[cfg(feature = "bench")]
 mod delay;
+pub mod exchange;
 pub mod history;
 pub mod hold;
 pub mod join;
@@ -115,6 +116,11 @@ pub const DEFAULT_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Default interval between syncs with one random peer.
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A gossiped delta that shows missed writes makes the node pull from the peer that sent it
+/// at once, but from one peer at most this often: after a partition heals the first message
+/// starts the repair, and a burst of messages with the same gap starts only one.
+pub const GAP_PULL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How a node joins the network.
 pub struct NetConfig {
@@ -265,6 +271,24 @@ impl Verdict {
     }
 }
 
+/// The node's answer to a delta it merged: its verdict, and whether the delta showed that
+/// this node missed writes of its writer (then the net actor pulls from the peer that sent
+/// it at once, rather than waiting for the periodic sync).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Merged {
+    pub verdict: Verdict,
+    pub gap: bool,
+}
+
+impl Merged {
+    pub fn of(report: &MergeReport) -> Self {
+        Merged {
+            verdict: Verdict::of(report),
+            gap: report.gap,
+        }
+    }
+}
+
 /// How a delta arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -294,12 +318,12 @@ pub enum NetEvent {
     /// The last connection to a peer is down.
     PeerDisconnected { peer: PeerId },
     /// Merge this delta, received from `from` (the publisher for gossip, the responder for
-    /// sync), and answer with [`Verdict::of`] the merge report.
+    /// sync), and answer with [`Merged::of`] the merge report.
     DeltaReceived {
         from: PeerId,
         origin: Origin,
         delta: Delta,
-        reply: oneshot::Sender<Verdict>,
+        reply: oneshot::Sender<Merged>,
     },
     /// Send the replica's digest: a sync session is starting or continuing.
     DigestWanted { reply: oneshot::Sender<Digest> },

@@ -29,7 +29,7 @@ use crate::{
         self, Api, PeerSource, PeerView,
         local_token::{self, Published},
     },
-    net::{self, JoinToken, Net, NetEvent, NetHandle, SwarmKey, Verdict},
+    net::{self, JoinToken, Merged, Net, NetEvent, NetHandle, SwarmKey},
     office::{Identity, Office, OfficeHandle, Outgoing, alerts, physical_ms},
     presence, sensors,
     state::{NodeId, NodeName, Person, Replica},
@@ -466,7 +466,7 @@ async fn handle_net_events(
                 let Ok(report) = office.merge(delta, net::node_id(&from)).await else {
                     return;
                 };
-                let _ = reply.send(Verdict::of(&report));
+                let _ = reply.send(Merged::of(&report));
             }
             NetEvent::DigestWanted { reply } => {
                 let Ok(digest) = office.digest().await else {

@@ -230,6 +230,10 @@ pub struct MergeReport {
     pub rejected: Vec<Rejection>,
     /// Dots in the delta's context with impossible sequence numbers, ignored.
     pub bogus_context_dots: u64,
+    /// A write in the delta skips sequence numbers of its writer that this replica had not
+    /// seen: writes that never reached this node (gossip lost in a partition, or dropped),
+    /// which a pull from the sender brings at once instead of at the next periodic sync.
+    pub gap: bool,
 }
 
 impl MergeReport {
@@ -563,6 +567,10 @@ impl Replica {
         };
         for_each_part(&mut admit);
 
+        report.gap = delta
+            .store
+            .dots()
+            .any(|(_, dot)| dot.seq > self.state.context.max_seq(&dot.writer).saturating_add(1));
         let count = self.state.join(&delta);
         report.added = count.added;
         report.removed = count.removed;

@@ -250,9 +250,10 @@ async fn a_crossing_reaches_the_webhook_once_from_a_three_node_office() {
     let address = a.node.dial_address().await.unwrap();
     let b = TestNode::start(dir.path(), "b", &hook.url, vec![address.clone()]).await;
     let c = TestNode::start(dir.path(), "c", &hook.url, vec![address]).await;
+    // b and c know only a; they learn each other from it (peer exchange).
     a.wait_for_peers(2).await;
-    b.wait_for_peers(1).await;
-    c.wait_for_peers(1).await;
+    b.wait_for_peers(2).await;
+    c.wait_for_peers(2).await;
 
     a.reading("desk", "lab", 25.0).await;
     let expected = hot("lab", 25.0);

@@ -629,3 +629,29 @@ fn merging_its_own_lost_writes_moves_a_restored_replica_past_them() {
         "the new row replaces the lost one"
     );
 }
+
+// ---- gaps ----
+
+#[test]
+fn a_delta_that_skips_writes_of_its_writer_shows_a_gap() {
+    let reading = |value| Write::Reading {
+        sensor: 0,
+        room: 0,
+        quantity: 0,
+        value,
+    };
+    let (mut a, mut b) = (replica(0), replica(1));
+    let first = reading(20).apply(&mut a, START_MS).unwrap();
+    let report = merge(&mut b, first, &a, START_MS);
+    assert!(!report.gap, "the writer's first write follows nothing");
+    // The second write is lost (a partition); the third shows that b missed one.
+    let _lost = reading(21).apply(&mut a, START_MS + 1).unwrap();
+    let third = reading(22).apply(&mut a, START_MS + 2).unwrap();
+    let report = merge(&mut b, third, &a, START_MS + 2);
+    assert!(report.gap, "b never saw a's second write");
+    // Once repaired, the next write follows what b has.
+    sync(&mut b, &a, START_MS + 3);
+    let fourth = reading(23).apply(&mut a, START_MS + 4).unwrap();
+    let report = merge(&mut b, fourth, &a, START_MS + 4);
+    assert!(!report.gap, "nothing missing after the sync");
+}

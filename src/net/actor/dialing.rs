@@ -33,7 +33,7 @@ impl Net {
     }
 
     /// Dials a discovered peer once, with all its addresses.
-    fn dial_peer(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
+    pub(super) fn dial_peer(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
         let opts = DialOpts::peer_id(peer)
             .addresses(addresses)
             .condition(PeerCondition::DisconnectedAndNotDialing)
@@ -128,6 +128,9 @@ impl Net {
         if let Some(state) = self.peers.get_mut(&peer_id) {
             state.agent_version = Some(info.agent_version);
         }
+        self.remember_listen_addresses(peer_id, info.listen_addrs);
+        // Which nodes it knows, for those this node does not yet.
+        self.ask_for_peers(peer_id);
     }
 
     pub(super) fn handle_ping(&mut self, event: ping::Event) {

@@ -95,7 +95,7 @@ impl Net {
                 message_id,
                 propagation_source,
                 publisher,
-                verdict: answer(reply).await,
+                merged: answer(reply).await,
             }
         });
     }

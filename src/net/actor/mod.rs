@@ -2,6 +2,7 @@
 //! commands and the node's replies are here; each protocol's handling has its own file.
 
 mod dialing;
+mod exchange;
 mod gossip;
 mod requests;
 mod sessions;
@@ -33,7 +34,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     COMMAND_QUEUE, DEFAULT_PUBLISH_INTERVAL, EVENT_QUEUE, MAX_PENDING_REPLIES, MAX_SYNC_PAGES,
-    NetCommand, NetConfig, NetError, NetEvent, NetHandle, PeerInfo, REDIAL_BACKOFF_MAX,
+    Merged, NetCommand, NetConfig, NetError, NetEvent, NetHandle, PeerInfo, REDIAL_BACKOFF_MAX,
     REDIAL_BACKOFF_MIN, REPLY_TIMEOUT, Refusal, SyncError, SyncSummary, Verdict,
     behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, GOSSIP_PAGE_BYTES, STATE_TOPIC},
     paging::{self, Cursor},
@@ -72,6 +73,11 @@ pub struct Net {
     sessions: HashMap<PeerId, Session>,
     /// When this node last started pulling from each peer.
     last_pull: HashMap<PeerId, Instant>,
+    /// Peers to pull from on a gap, once the last pull from them is old enough.
+    deferred_pulls: HashSet<PeerId>,
+    /// When to ask a peer for its peers next, and how long the wait was.
+    exchange_at: Instant,
+    exchange_delay: Duration,
     outbound: HashMap<OutboundRequestId, PeerId>,
     /// History asks sent for the node, by request, with where their answer goes.
     history_asks: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, NetError>>>,
@@ -106,6 +112,8 @@ struct PeerState {
     /// It does not speak the hold protocol (an older version): not asked again while
     /// connected.
     no_hold: bool,
+    /// Where it says it listens (identify), for the peers that ask this node for its peers.
+    listen_addresses: Vec<Multiaddr>,
 }
 
 /// A sync session this node runs as the asker.
@@ -130,11 +138,11 @@ enum Reply {
         message_id: MessageId,
         propagation_source: PeerId,
         publisher: PeerId,
-        verdict: Option<Verdict>,
+        merged: Option<Merged>,
     },
     PageMerged {
         peer: PeerId,
-        verdict: Option<Verdict>,
+        merged: Option<Merged>,
     },
     Digest {
         peer: PeerId,
@@ -170,6 +178,7 @@ enum Input {
     PublishTick,
     SyncTick,
     RedialTick,
+    ExchangeTick,
     EventsClosed,
     Shutdown,
 }
@@ -248,6 +257,9 @@ impl Net {
             peers: HashMap::new(),
             sessions: HashMap::new(),
             last_pull: HashMap::new(),
+            deferred_pulls: HashSet::new(),
+            exchange_at: Instant::now() + exchange::EXCHANGE_FIRST_DELAY,
+            exchange_delay: exchange::EXCHANGE_FIRST_DELAY,
             outbound: HashMap::new(),
             history_asks: HashMap::new(),
             holds: HashMap::new(),
@@ -286,6 +298,7 @@ impl Net {
         });
         let mut sync_tick = ticker(self.sync_interval);
         let mut redial_tick = ticker(REDIAL_CHECK_INTERVAL);
+        let mut exchange_tick = ticker(exchange::EXCHANGE_FIRST_DELAY);
         let mut commands_open = true;
         loop {
             let input = tokio::select! {
@@ -298,6 +311,7 @@ impl Net {
                 _ = publish_tick.tick() => Input::PublishTick,
                 _ = sync_tick.tick() => Input::SyncTick,
                 _ = redial_tick.tick(), if !self.bootstrap.is_empty() => Input::RedialTick,
+                _ = exchange_tick.tick() => Input::ExchangeTick,
             };
             match input {
                 Input::Swarm(event) => self.handle_swarm_event(event),
@@ -306,9 +320,13 @@ impl Net {
                 // Every handle is gone; the node may still be answering events.
                 Input::Command(None) => commands_open = false,
                 Input::Reply(reply) => self.handle_reply(reply),
-                Input::PublishTick => self.flush_batch(),
+                Input::PublishTick => {
+                    self.flush_batch();
+                    self.pull_deferred();
+                }
                 Input::SyncTick => self.sync_with_random_peer(),
                 Input::RedialTick => self.redial_bootstrap(),
+                Input::ExchangeTick => self.exchange_if_due(),
                 Input::EventsClosed => {
                     info!("network stopping: the node no longer listens to it");
                     break;
@@ -531,6 +549,7 @@ impl Net {
             self.emit(NetEvent::PeerConnected { peer });
             // A new peer may have been away: exchange what each side lacks.
             self.start_session(peer, None);
+            self.exchange_soon();
         }
     }
 
@@ -554,6 +573,7 @@ impl Net {
         }
         self.peers.remove(&peer);
         self.last_pull.remove(&peer);
+        self.deferred_pulls.remove(&peer);
         self.end_session(peer, Err(SyncError::NotConnected(peer)));
         self.emit(NetEvent::PeerDisconnected { peer });
     }
@@ -644,6 +664,7 @@ impl Net {
             BehaviourEvent::Sync(event) => self.handle_sync(event),
             BehaviourEvent::History(event) => self.handle_history(event),
             BehaviourEvent::Hold(event) => self.handle_hold(event),
+            BehaviourEvent::Exchange(event) => self.handle_exchange(event),
             BehaviourEvent::Mdns(event) => self.handle_mdns(event),
             BehaviourEvent::Identify(event) => self.handle_identify(event),
             BehaviourEvent::Ping(event) => self.handle_ping(event),
@@ -660,9 +681,12 @@ impl Net {
                 message_id,
                 propagation_source,
                 publisher,
-                verdict,
+                merged,
             } => {
-                let acceptance = match verdict {
+                if merged.is_some_and(|merged| merged.gap) {
+                    self.pull_missed(propagation_source);
+                }
+                let acceptance = match merged.map(|merged| merged.verdict) {
                     Some(Verdict::Accept) => MessageAcceptance::Accept,
                     Some(Verdict::Reject) => {
                         let reason = "the node rejected some of its writes";
@@ -673,8 +697,8 @@ impl Net {
                 };
                 self.validate(&message_id, &propagation_source, acceptance);
             }
-            Reply::PageMerged { peer, verdict } => {
-                if verdict == Some(Verdict::Reject) {
+            Reply::PageMerged { peer, merged } => {
+                if merged.is_some_and(|merged| merged.verdict == Verdict::Reject) {
                     self.misbehaved(
                         peer,
                         "sent writes the node rejected in a sync page".to_owned(),

@@ -9,7 +9,7 @@ use tracing::debug;
 
 use super::{Net, Reply, Session, answer};
 use crate::net::{
-    NetEvent, Origin, SyncError, SyncSummary,
+    GAP_PULL_INTERVAL, NetEvent, Origin, SyncError, SyncSummary,
     sync::{SyncRequest, SyncResponse},
 };
 
@@ -83,6 +83,44 @@ impl Net {
         });
     }
 
+    /// A gossiped delta from `peer` showed writes this node missed: pull from `peer` now,
+    /// unless a pull from it started within [`GAP_PULL_INTERVAL`].
+    /// A pull that comes too soon waits for the next publish tick ([`Net::pull_deferred`]):
+    /// the writes missed may be newer than what the last pull brought.
+    pub(super) fn pull_missed(&mut self, peer: PeerId) {
+        let recent = self
+            .last_pull
+            .get(&peer)
+            .is_some_and(|at| at.elapsed() < GAP_PULL_INTERVAL);
+        if recent {
+            self.deferred_pulls.insert(peer);
+        } else {
+            debug!(%peer, "a gossiped delta shows missed writes; pulling from its sender");
+            self.start_session(peer, None);
+        }
+    }
+
+    /// Starts the pulls on a gap that had to wait, once they may.
+    pub(super) fn pull_deferred(&mut self) {
+        if self.deferred_pulls.is_empty() {
+            return;
+        }
+        let due: Vec<PeerId> = self
+            .deferred_pulls
+            .iter()
+            .filter(|peer| {
+                self.last_pull
+                    .get(peer)
+                    .is_none_or(|at| at.elapsed() >= GAP_PULL_INTERVAL)
+            })
+            .copied()
+            .collect();
+        for peer in due {
+            self.deferred_pulls.remove(&peer);
+            self.pull_missed(peer);
+        }
+    }
+
     fn pulled_recently(&self, peer: &PeerId) -> bool {
         self.last_pull
             .get(peer)
@@ -122,7 +160,7 @@ impl Net {
         self.wait_for(async move {
             Reply::PageMerged {
                 peer,
-                verdict: answer(reply).await,
+                merged: answer(reply).await,
             }
         });
     }
