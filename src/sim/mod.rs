@@ -67,6 +67,10 @@ pub struct SimConfig {
     pub save_interval_rounds: u64,
     /// Retention of expiring entries; short, so expiry happens during a run.
     pub retention_ms: u64,
+    /// Whether a node that receives a push showing writes it missed pulls from the sender at
+    /// once (as the net actor does, `GAP_PULL_INTERVAL`), rather than waiting for its
+    /// periodic sync. Off only to measure what it brings.
+    pub gap_pulls: bool,
     /// Whether nodes make people, target and alert writes (the benchmark measures readings only).
     pub chatter: bool,
     /// Whether a misbehaving node now and then sends entries it may not write.
@@ -97,6 +101,7 @@ impl SimConfig {
             retention_ms: 60_000,
             chatter: true,
             forgeries: false,
+            gap_pulls: true,
             replay: format!("sim --nodes {nodes} --seed {seed}"),
         }
     }
@@ -124,6 +129,7 @@ impl SimConfig {
             retention_ms: rng.between(20, 90) as u64 * 1000,
             chatter: true,
             forgeries: rng.chance(0.5),
+            gap_pulls: true,
             replay: format!("sim --replay --seed {seed}"),
         }
     }
@@ -137,6 +143,11 @@ pub struct SimReport {
     pub active_rounds: u64,
     /// Sync rounds needed after the network healed until every replica was identical.
     pub converge_rounds: u64,
+    /// For each partition healed while the office kept running: rounds (seconds) from the
+    /// heal until every node up held everything any node up had seen at the heal.
+    pub heal_rounds: Vec<u64>,
+    /// Pulls started because a push showed missed writes.
+    pub gap_pulls: u64,
     pub identical: bool,
     pub messages_sent: u64,
     pub messages_lost: u64,
@@ -205,6 +216,18 @@ impl fmt::Display for SimReport {
                 self.full_state_bytes,
                 self.full_state_bytes as f64 / self.readings_written.max(1) as f64,
                 self.full_state_bytes as f64 / self.bytes().max(1) as f64
+            )?;
+        }
+        if !self.heal_rounds.is_empty() {
+            let mut rounds = self.heal_rounds.clone();
+            rounds.sort_unstable();
+            writeln!(
+                f,
+                "  heals while running: {}, every node up holding what was seen at the heal after {} s (median), {} s (longest); {} pulls on a gap",
+                rounds.len(),
+                rounds[rounds.len() / 2],
+                rounds[rounds.len() - 1],
+                self.gap_pulls
             )?;
         }
         write!(
@@ -287,6 +310,12 @@ struct SimNode {
     skew_ms: i64,
     /// Writes made this round, pushed together at its end.
     pending: Delta,
+    /// The pulls on a gap on their way, by peer, with the round each started (until its
+    /// answer comes, or three rounds pass, as a lost request times out), and the peers whose
+    /// gaps wait for them: one pull per peer at a time, as the net actor runs them
+    /// (`GAP_PULL_INTERVAL`).
+    gap_pulls: BTreeMap<usize, u64>,
+    gap_deferred: Vec<usize>,
     /// For the invariants: what the replica had seen and held after the previous round.
     last_context: CausalContext,
     last_alive: HashSet<Dot>,
@@ -307,6 +336,8 @@ struct Sim {
     /// Which side of a partition each node is on, while the office is split.
     sides: Option<Vec<bool>>,
     heal_at: u64,
+    /// A heal being timed: its round, and what every node must come to hold.
+    healing: Option<(u64, CausalContext)>,
     workload: Workload,
     /// Every dot ever written, by its writer: a second write with the same dot is reuse.
     issued: HashSet<Dot>,
@@ -342,6 +373,8 @@ impl Sim {
                 down_until: 0,
                 skew_ms,
                 pending: Delta::default(),
+                gap_pulls: BTreeMap::new(),
+                gap_deferred: Vec::new(),
                 last_context: CausalContext::default(),
                 last_alive: HashSet::new(),
                 last_seq: 0,
@@ -360,6 +393,7 @@ impl Sim {
             in_flight: Vec::new(),
             sides: None,
             heal_at: 0,
+            healing: None,
             workload,
             issued: HashSet::new(),
             report,
@@ -390,6 +424,9 @@ impl Sim {
                 self.local_writes(index)?;
             }
             self.publish(index);
+            for peer in std::mem::take(&mut self.nodes[index].gap_deferred) {
+                self.pull_on_gap(index, peer);
+            }
             if (self.round + index as u64).is_multiple_of(self.config.sync_interval_rounds) {
                 let peer = self.random_peer(index);
                 self.start_sync(index, peer);
@@ -399,13 +436,58 @@ impl Sim {
             }
         }
         self.deliver()?;
+        self.time_heal();
         self.check_invariants()
+    }
+
+    /// A push showed `index` writes it missed: it pulls from the sender, unless a pull from
+    /// that peer is on its way; then the gap waits for it.
+    fn pull_on_gap(&mut self, index: usize, peer: usize) {
+        let round = self.round;
+        let node = &mut self.nodes[index];
+        if !node.up {
+            return;
+        }
+        if node
+            .gap_pulls
+            .get(&peer)
+            .is_some_and(|started| round < started + 3)
+        {
+            if !node.gap_deferred.contains(&peer) {
+                node.gap_deferred.push(peer);
+            }
+            return;
+        }
+        node.gap_pulls.insert(peer, round);
+        self.report.gap_pulls += 1;
+        self.start_sync(index, peer);
+    }
+
+    /// Starts timing a heal, or ends it once every node up holds what was seen at the heal.
+    fn time_heal(&mut self) {
+        let Some((at, target)) = &self.healing else {
+            return;
+        };
+        let done = self
+            .nodes
+            .iter()
+            .filter(|node| node.up)
+            .all(|node| node.replica.context().includes(target));
+        if done {
+            self.report.heal_rounds.push(self.round - at);
+            self.healing = None;
+        }
     }
 
     fn faults(&mut self) -> Result<(), SimFailure> {
         let round = self.round;
         if self.sides.is_some() && round >= self.heal_at {
             self.sides = None;
+            let mut target = CausalContext::default();
+            for node in self.nodes.iter().filter(|node| node.up) {
+                target.union(node.replica.context());
+            }
+            self.healing = Some((round, target));
         }
         if self.config.partitions
             && self.sides.is_none()
@@ -419,6 +501,8 @@ impl Sim {
             sides[0] = true;
             sides[1] = false;
             self.sides = Some(sides);
+            // A heal still being timed when the office splits again is not counted.
+            self.healing = None;
             self.heal_at = round + self.rng.between(5, 30) as u64;
             self.report.partitions += 1;
         }
@@ -571,7 +655,15 @@ impl Sim {
                 continue;
             }
             match message.body {
-                Body::Push(bytes) | Body::SyncFinal(bytes) => self.receive(to, from, &bytes)?,
+                Body::Push(bytes) => {
+                    let gap = self.receive(to, from, &bytes)?;
+                    if gap && self.config.gap_pulls {
+                        self.pull_on_gap(to, from);
+                    }
+                }
+                Body::SyncFinal(bytes) => {
+                    self.receive(to, from, &bytes)?;
+                }
                 Body::SyncRequest(digest) => {
                     let digest = self.decode_digest(to, &digest)?;
                     let node = &self.nodes[to].replica;
@@ -589,6 +681,7 @@ impl Sim {
                 }
                 Body::SyncResponse { delta, digest } => {
                     self.receive(to, from, &delta)?;
+                    self.nodes[to].gap_pulls.remove(&from);
                     let digest = self.decode_digest(to, &digest)?;
                     let answer = wire::encode_delta(&self.nodes[to].replica.missing_for(&digest));
                     self.report.sync_bytes += answer.len() as u64;
@@ -604,7 +697,8 @@ impl Sim {
             .map_err(|error| self.fail(format!("node {at} got an undecodable digest: {error}")))
     }
 
-    fn receive(&mut self, to: usize, from: usize, bytes: &[u8]) -> Result<(), SimFailure> {
+    /// Merges what `from` sent `to`; whether it showed writes `to` had missed.
+    fn receive(&mut self, to: usize, from: usize, bytes: &[u8]) -> Result<bool, SimFailure> {
         let decoded = wire::decode_delta(bytes)
             .map_err(|error| self.fail(format!("node {to} got an undecodable delta: {error}")))?;
         if !decoded.rejected.is_empty() {
@@ -631,7 +725,7 @@ impl Sim {
             }
         }
         self.report.rejections += report.rejected.len() as u64;
-        Ok(())
+        Ok(report.gap)
     }
 
     fn separated(&self, a: usize, b: usize) -> bool {
@@ -745,7 +839,8 @@ impl Sim {
         let back = wire::encode_delta(&self.nodes[a].replica.missing_for(&digest_b));
         self.report.sync_bytes += back.len() as u64;
         self.report.messages_sent += 1;
-        self.receive(b, a, &back)
+        self.receive(b, a, &back)?;
+        Ok(())
     }
 
     fn identical(&self) -> bool {

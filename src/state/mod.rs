@@ -567,10 +567,7 @@ impl Replica {
         };
         for_each_part(&mut admit);
 
-        report.gap = delta
-            .store
-            .dots()
-            .any(|(_, dot)| dot.seq > self.state.context.max_seq(&dot.writer).saturating_add(1));
+        report.gap = self.shows_gap(&delta);
         let count = self.state.join(&delta);
         report.added = count.added;
         report.removed = count.removed;
@@ -581,6 +578,23 @@ impl Replica {
         let ours = self.state.context.max_seq(&self.id);
         self.continue_above(ours);
         (report, delta)
+    }
+
+    /// Whether `delta` shows writes this replica has not seen: for a writer of one of its
+    /// entries, a sequence number between the highest this replica has seen and the highest
+    /// the delta covers that the delta does not cover either. (A delta covers the writes it
+    /// holds and those its context says they replace: two writes to one key in one batch
+    /// arrive as the second, the first in the context.)
+    fn shows_gap(&self, delta: &Delta) -> bool {
+        delta.store.dots().any(|(_, dot)| {
+            let seen = self.state.context.max_seq(&dot.writer);
+            let Some(covered) = delta.context.get(&dot.writer) else {
+                return dot.seq > seen.saturating_add(1);
+            };
+            let newest = covered.max().max(dot.seq);
+            newest > seen.saturating_add(1)
+                && !covered.includes(&SeqSet::from_ranges([(seen + 1, newest)]))
+        })
     }
 
     /// Joins a delta this replica saved itself (its journal) into a replica just restored

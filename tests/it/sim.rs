@@ -102,3 +102,58 @@ fn a_failure_names_its_seed_and_how_to_replay_it() {
         "{text}"
     );
 }
+
+/// A five-node office, lossless so that only partitions keep writes from a node, split now
+/// and then if `partitions`: the rounds (seconds) from each heal until every node holds what
+/// either side had, and the bytes the runs sent.
+fn heal_rounds(partitions: bool, gap_pulls: bool) -> (Vec<u64>, u64) {
+    let mut all = Vec::new();
+    let mut bytes = 0;
+    for seed in 0..60 {
+        let mut config = SimConfig::new(5, seed);
+        config.partitions = partitions;
+        config.active_rounds = 300;
+        config.reading_interval_rounds = 2;
+        config.sync_interval_rounds = 10;
+        config.gap_pulls = gap_pulls;
+        let report = sim::run(&config).expect("the seed converges");
+        bytes += report.bytes();
+        all.extend(report.heal_rounds);
+    }
+    all.sort_unstable();
+    (all, bytes)
+}
+
+#[test]
+fn after_a_heal_the_first_push_starts_the_repair() {
+    let (with, bytes_with) = heal_rounds(true, true);
+    let (without, bytes_without) = heal_rounds(true, false);
+    assert!(with.len() >= 30, "too few heals to judge: {}", with.len());
+    let median = |rounds: &[u64]| rounds[rounds.len() / 2];
+    let longest = |rounds: &[u64]| rounds[rounds.len() - 1];
+    println!(
+        "heals: {}; with pulls on a gap median {} s, longest {} s, {bytes_with} bytes sent; periodic sync alone median {} s, longest {} s, {bytes_without} bytes",
+        with.len(),
+        median(&with),
+        longest(&with),
+        median(&without),
+        longest(&without)
+    );
+    // The goal of a real office: identical within 2 s of the heal.
+    assert!(
+        longest(&with) <= 2,
+        "a heal took {} s with pulls on a gap: {with:?}",
+        longest(&with)
+    );
+    assert!(
+        median(&without) > median(&with),
+        "pulls on a gap bring nothing over the periodic sync: {without:?} vs {with:?}"
+    );
+    // An office that never splits never shows a gap: not one byte more.
+    let (_, calm_with) = heal_rounds(false, true);
+    let (_, calm_without) = heal_rounds(false, false);
+    assert_eq!(
+        calm_with, calm_without,
+        "pulls on a gap cost an office that never split"
+    );
+}

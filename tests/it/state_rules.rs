@@ -640,12 +640,20 @@ fn a_delta_that_skips_writes_of_its_writer_shows_a_gap() {
         quantity: 0,
         value,
     };
+    let other_sensor = |value| Write::Reading {
+        sensor: 1,
+        room: 0,
+        quantity: 0,
+        value,
+    };
     let (mut a, mut b) = (replica(0), replica(1));
     let first = reading(20).apply(&mut a, START_MS).unwrap();
     let report = merge(&mut b, first, &a, START_MS);
     assert!(!report.gap, "the writer's first write follows nothing");
-    // The second write is lost (a partition); the third shows that b missed one.
-    let _lost = reading(21).apply(&mut a, START_MS + 1).unwrap();
+    // The second write, of another sensor, is lost (a partition); the third shows that b
+    // missed one. (Had it been of the same sensor, the third would replace it, and its
+    // context would say so: nothing missed.)
+    let _lost = other_sensor(21).apply(&mut a, START_MS + 1).unwrap();
     let third = reading(22).apply(&mut a, START_MS + 2).unwrap();
     let report = merge(&mut b, third, &a, START_MS + 2);
     assert!(report.gap, "b never saw a's second write");
@@ -654,4 +662,13 @@ fn a_delta_that_skips_writes_of_its_writer_shows_a_gap() {
     let fourth = reading(23).apply(&mut a, START_MS + 4).unwrap();
     let report = merge(&mut b, fourth, &a, START_MS + 4);
     assert!(!report.gap, "nothing missing after the sync");
+
+    // Two writes to one key batched into one push: the first is in the context only.
+    let mut batch = reading(24).apply(&mut a, START_MS + 5).unwrap();
+    batch.join(&reading(25).apply(&mut a, START_MS + 6).unwrap());
+    let report = merge(&mut b, batch, &a, START_MS + 6);
+    assert!(
+        !report.gap,
+        "a batch that replaced its own write misses nothing"
+    );
 }
