@@ -33,13 +33,6 @@ let firstRender = null;
 const rooms = new Map();
 let roomCounter = 0;
 
-/// The first history of every room, asked for in one query as the page starts, alongside
-/// the state; the rooms of the first state take their part of it. Null once they have.
-let firstHistory = wall ? null : {
-  range: rangeName,
-  answer: getJSON(`/api/history?from=${RANGES[rangeName]}`).catch(() => null),
-};
-
 function h(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
@@ -290,10 +283,9 @@ async function loadHistory(entry, room) {
   const quantities = [...new Set(room.readings.map((reading) => reading.quantity))].sort();
   placeCharts(entry, room, quantities);
   const query = `/api/history?room=${encodeURIComponent(room.name)}&from=${RANGES[rangeName]}`;
-  const first = firstHistory?.range === rangeName ? firstHistory.answer : null;
   let answer;
   try {
-    answer = (first && roomPart(await first, room.name)) ?? await getJSON(query);
+    answer = await getJSON(query);
   } catch (error) {
     if (load !== entry.historyLoad) return;
     for (const chart of entry.chartsByQuantity.values()) chart.destroy();
@@ -307,46 +299,28 @@ async function loadHistory(entry, room) {
   });
 }
 
-/// The part of an all-rooms history answer that is `room`'s; null without an answer.
-function roomPart(answer, room) {
-  return answer && {...answer, series: answer.series.filter((one) => one.room === room)};
-}
-
 // Charts are drawn in batches, in animation frames: every place is read first, then every
 // chart made, so that the page is laid out once a frame rather than once a chart. The rooms
 // on screen are drawn first; the others follow, a few rooms a frame, so the screen is
-// complete early and the page stays responsive while the rest is drawn. Every card is as
-// wide as the others (a grid of equal columns), so one chart's width is every chart's: the
-// cards off screen are not laid out for it (they skip rendering until they are near the
-// screen, `content-visibility` in style.css).
+// complete early and the page stays responsive while the rest is drawn.
 const OFF_SCREEN_ROOMS_PER_FRAME = 8;
 let frameJobs = [];
 
-/// uPlot, a classic script loaded with `defer` after this module, has run.
-const uplotLoaded = new Promise((resolve) => {
-  if (window.uPlot) resolve();
-  else document.getElementById('uplot').addEventListener('load', () => resolve(), {once: true});
-});
-
-async function inNextFrame(entry, job) {
-  await uplotLoaded;
+function inNextFrame(entry, job) {
   return new Promise((resolve) => {
     if (!frameJobs.length) requestAnimationFrame(runFrameJobs);
     frameJobs.push({entry, job, resolve});
   });
 }
 
-let chartWidth = 0;
-
 function runFrameJobs() {
-  const jobs = frameJobs.map((one) => ({...one, rect: one.entry.card.getBoundingClientRect()}));
+  const jobs = frameJobs.map((one) => ({...one, rect: one.entry.charts.getBoundingClientRect()}));
   const onScreen = jobs.filter(({rect}) => rect.top < innerHeight && rect.bottom >= 0);
   const now = onScreen.length ? onScreen : jobs.slice(0, OFF_SCREEN_ROOMS_PER_FRAME);
   frameJobs = jobs.filter((one) => !now.includes(one));
   if (frameJobs.length) requestAnimationFrame(runFrameJobs);
-  if (onScreen.length || !chartWidth) chartWidth = now[0].entry.charts.clientWidth;
-  for (const {job, resolve} of now) {
-    job(chartWidth);
+  for (const {job, resolve, rect} of now) {
+    job(rect.width);
     resolve();
   }
 }
@@ -604,13 +578,13 @@ async function whenFirstRendered() {
 }
 
 function start() {
+  startChat();
+  startRange();
   followState((next) => {
     state = next;
     receivedAt = Date.now();
     lastEventAt = receivedAt;
     render();
-    // The first state's rooms have taken their part of the first history.
-    firstHistory = null;
     if (!firstRender) {
       performance.mark('officemesh-first-state');
       firstRender = whenFirstRendered();
@@ -622,8 +596,6 @@ function start() {
     // Back after an outage: the node's history has the readings the page missed.
     if (back) reloadAllHistory();
   });
-  startChat();
-  startRange();
   if (!wall) {
     pollPeers();
     setInterval(pollPeers, PEERS_EVERY_MS);
@@ -640,12 +612,9 @@ function start() {
       resizing = true;
       requestAnimationFrame(() => {
         resizing = false;
-        // Every card is as wide as the others: one chart's width is every chart's.
         const charts = [...rooms.values()].flatMap((entry) => [...entry.chartsByQuantity.values()]);
-        const shown = [...rooms.values()].find(onScreen) ?? rooms.values().next().value;
-        if (!shown) return;
-        chartWidth = shown.charts.clientWidth;
-        for (const chart of charts) chart.resize(chartWidth);
+        const widths = charts.map((chart) => chart.figure.clientWidth);
+        charts.forEach((chart, index) => chart.resize(widths[index]));
       });
     }).observe(document.getElementById('room-list'));
   } else {
@@ -654,4 +623,5 @@ function start() {
   setInterval(tick, 1000);
 }
 
+// uPlot is a classic script loaded with `defer`, which runs before module scripts.
 start();
