@@ -18,9 +18,9 @@ mod workload;
 
 use std::{
     fmt::Write as _,
-    path::Path,
+    path::{Path, PathBuf},
     process::Command,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use officemesh::sim::SimRng;
@@ -302,16 +302,15 @@ fn run(switch: &Switch, seed: u64, length: Duration) -> Vec<String> {
                 start.elapsed().as_secs_f64(),
                 recovery
             );
-            if recovery.is_none() {
-                problems.push(format!(
+            match recovery {
+                None => problems.push(format!(
                     "{name}: the nodes did not agree within {PATIENCE:?} of the heal: {}",
                     disagreement(&hosts)
-                ));
-            } else if nemesis.is_network() && recovery.is_some_and(|time| time > HEAL_GOAL) {
-                problems.push(format!(
-                    "healing fast: {name} took {:?} from the heal to identical state (goal {HEAL_GOAL:?})",
-                    recovery.expect("some")
-                ));
+                )),
+                Some(time) if nemesis.is_network() && time > HEAL_GOAL => problems.push(format!(
+                    "healing fast: {name} took {time:?} from the heal to identical state (goal {HEAL_GOAL:?})"
+                )),
+                Some(_) => {}
             }
             figures.recoveries.push((name, nemesis, recovery));
             // A few seconds of calm work between faults.
@@ -356,6 +355,12 @@ fn run(switch: &Switch, seed: u64, length: Duration) -> Vec<String> {
         }
     }
 
+    if !problems.is_empty() {
+        problems.push(format!(
+            "the nodes' logs are in {}",
+            keep_logs(seed, &hosts).display()
+        ));
+    }
     figures.acknowledged = workload
         .writes
         .iter()
@@ -456,7 +461,9 @@ fn episode_of(
             converge(hosts).map(|_| heal.elapsed())
         }
         Nemesis::ClockAhead | Nemesis::ClockBehind | Nemesis::Clock1970 => {
-            let minutes = 2 + rng.below(29);
+            // Within the 15 minutes a peer's clock may run ahead before its writes are
+            // refused (`MAX_CLOCK_AHEAD_MS`): a node further off is kept apart by design.
+            let minutes = 2 + rng.below(9);
             let clock = match nemesis {
                 Nemesis::ClockAhead => format!("+{minutes}m"),
                 Nemesis::ClockBehind => format!("-{minutes}m"),
@@ -468,8 +475,22 @@ fn episode_of(
             );
             hosts[victim].kill();
             let restart = Instant::now();
+            let restart_ms = now_ms();
             hosts[victim].restart(Some(&clock));
             let caught_up = converge(hosts).map(|_| restart.elapsed());
+            // The fault is real: the node's own entry says it started at its fake time.
+            let expected_ms = match nemesis {
+                Nemesis::ClockAhead => restart_ms + minutes as i64 * 60_000,
+                Nemesis::ClockBehind => restart_ms - minutes as i64 * 60_000,
+                _ => 0,
+            };
+            let started_ms = started_at_ms(&hosts[victim]);
+            if started_ms.is_none_or(|started| (started - expected_ms).abs() > 60_000) {
+                problems.push(format!(
+                    "{name}: host {} was to start at {expected_ms} ms by its clock, but says {started_ms:?}",
+                    victim + 1
+                ));
+            }
             work_for(duration, hosts, workload);
             if converge(hosts).is_none() {
                 problems.push(format!(
@@ -486,12 +507,56 @@ fn episode_of(
                 victim + 1
             );
             hosts[victim].disk.fill();
+            let before = workload.writes.len();
             work_for(duration, hosts, workload);
+            // The fault is real: the node refused what it could not save.
+            let to_victim: Vec<_> = workload.writes[before..]
+                .iter()
+                .filter(|write| write.host == victim)
+                .collect();
+            if to_victim.iter().all(|write| write.acked_at.is_some()) {
+                problems.push(format!(
+                    "{name}: host {} acknowledged all {} writes sent to it while its disk was full",
+                    victim + 1,
+                    to_victim.len()
+                ));
+            }
             let heal = Instant::now();
             hosts[victim].disk.free();
             converge(hosts).map(|_| heal.elapsed())
         }
     }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64
+}
+
+/// When the host's node says it started, by its own clock.
+fn started_at_ms(host: &Host) -> Option<i64> {
+    let state = host.node.as_ref()?.get("/api/state").ok()?;
+    state["nodes"]
+        .as_array()?
+        .iter()
+        .find(|node| node["id"] == host.peer_id.as_str())?["started_at_ms"]
+        .as_i64()
+}
+
+/// Keeps every host's whole log (all its runs) under the system's temporary directory, for
+/// a failed run: the directory.
+fn keep_logs(seed: u64, hosts: &[Host]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("officemesh-chaos-logs-{seed}"));
+    let _ = std::fs::create_dir_all(&dir);
+    for (index, host) in hosts.iter().enumerate() {
+        let _ = std::fs::write(
+            dir.join(format!("host{}.log", index + 1)),
+            host.logs.join("\n---- restarted ----\n"),
+        );
+    }
+    dir
 }
 
 fn one_based(hosts: &[usize]) -> Vec<usize> {
