@@ -608,19 +608,45 @@ fn states(hosts: &[Host]) -> Result<Vec<Value>, String> {
 
 /// Polls until every node holds the same state, for at most [`PATIENCE`]: the state, or
 /// `None`.
+/// Once past [`HEAL_GOAL`], it prints which parts of which nodes' states still differ, for
+/// whoever studies a slow heal.
 fn converge(hosts: &[Host]) -> Option<Value> {
-    let deadline = Instant::now() + PATIENCE;
+    let start = Instant::now();
+    let mut told = false;
     loop {
-        if let Ok(states) = states(hosts)
+        let states = states(hosts);
+        if let Ok(states) = &states
             && states.windows(2).all(|pair| pair[0] == pair[1])
         {
-            return states.into_iter().next();
+            return states.first().cloned();
         }
-        if Instant::now() >= deadline {
+        if !told && start.elapsed() > HEAL_GOAL {
+            told = true;
+            eprintln!(
+                "chaos: still differing after {HEAL_GOAL:?}: {}",
+                states.map_or_else(|error| error, |states| differences(&states))
+            );
+        }
+        if start.elapsed() >= PATIENCE {
             return None;
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Which parts of each node's state differ from the first node's.
+fn differences(states: &[Value]) -> String {
+    let mut parts = Vec::new();
+    for (index, state) in states.iter().enumerate().skip(1) {
+        let differing: Vec<&str> = ["rooms", "devices", "people", "nodes", "alerts"]
+            .into_iter()
+            .filter(|part| state[*part] != states[0][*part])
+            .collect();
+        if !differing.is_empty() {
+            parts.push(format!("host {} in {}", index + 1, differing.join(", ")));
+        }
+    }
+    format!("{} (against host 1)", parts.join("; "))
 }
 
 /// How the nodes' states differ, for a message.
