@@ -152,6 +152,7 @@ struct Figures {
     refused: usize,
     lost: usize,
     crossings: usize,
+    crossings_acknowledged: usize,
     announcements: usize,
 }
 
@@ -369,6 +370,7 @@ fn run(switch: &Switch, seed: u64, length: Duration) -> Vec<String> {
     figures.refused = workload.writes.len() - figures.acknowledged;
     figures.lost = lost;
     figures.crossings = workload.crossing_texts.len();
+    figures.crossings_acknowledged = workload.crossings_acknowledged;
     figures.announcements = posts.len();
     eprintln!(
         "{}",
@@ -761,8 +763,8 @@ fn report(seed: u64, length: Duration, took: Duration, figures: &Figures, state:
     );
     let _ = writeln!(
         text,
-        "alert crossings sent: {}, announcements: {}",
-        figures.crossings, figures.announcements
+        "alert crossings sent: {} ({} acknowledged), announcements: {}",
+        figures.crossings, figures.crossings_acknowledged, figures.announcements
     );
     let _ = write!(text, "final state: {state}");
     text

@@ -63,8 +63,10 @@ pub struct Workload {
     /// announcement names it).
     alarm_high: Vec<bool>,
     alarm_highs_sent: Vec<u32>,
-    /// The announcement texts a crossing could have caused.
+    /// The announcement texts a crossing could have caused (its reading sent).
     pub crossing_texts: Vec<String>,
+    /// Crossings whose reading the node acknowledged.
+    pub crossings_acknowledged: usize,
     /// Rooms set from both sides of a partition: the two `set_by`s, when both were
     /// acknowledged.
     pub contested: Vec<(String, [String; 2])>,
@@ -79,6 +81,7 @@ impl Workload {
             alarm_high: vec![false; hosts],
             alarm_highs_sent: vec![0; hosts],
             crossing_texts: Vec::new(),
+            crossings_acknowledged: 0,
             contested: Vec::new(),
         }
     }
@@ -192,6 +195,7 @@ impl Workload {
                 .push(format!("{sensor} crossed at {value:.1}°C"));
             if self.reading(target, &sensor, ALARM_ROOM, value) {
                 self.alarm_high[host] = true;
+                self.crossings_acknowledged += 1;
             }
         }
     }
