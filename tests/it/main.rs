@@ -5,6 +5,7 @@ mod acknowledged;
 mod alerts;
 mod binary;
 mod bot;
+mod chaos;
 mod chat_matrix;
 mod chat_slack;
 mod cli;

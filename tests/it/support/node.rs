@@ -129,6 +129,15 @@ impl NodeBuilder {
     /// Starts the node and waits until it has logged its HTTP address and at least one
     /// listen address. Panics with the node's log if it exits first or takes too long.
     pub fn start(&self) -> Node {
+        let mut node = self.spawn();
+        node.wait_started();
+        node
+    }
+
+    /// Starts the node without waiting for it: several nodes spawned one after the other
+    /// start within a few milliseconds, as machines do after a power cut. Its `http` is
+    /// unknown until [`Node::wait_started`].
+    pub fn spawn(&self) -> Node {
         let name = self
             .data_dir
             .file_name()
@@ -186,13 +195,22 @@ impl NodeBuilder {
             let log = log.clone();
             std::thread::spawn(move || read_log(stderr, &log));
         }
-        let mut node = Node {
+        Node {
             name,
             child,
             http: SocketAddr::from(([0, 0, 0, 0], 0)),
             log,
-        };
-        node.http = wait_for(&format!("node {} reports its addresses", node.name), || {
+        }
+    }
+}
+
+impl Node {
+    /// Waits until the node has logged its HTTP address and at least one listen address,
+    /// and takes the HTTP address. Panics with the node's log if it exits first or takes
+    /// too long.
+    pub fn wait_started(&mut self) {
+        let node = &*self;
+        let http = wait_for(&format!("node {} reports its addresses", node.name), || {
             let log = node.log();
             match (log.http, log.listen.first()) {
                 (Some(http), Some(_)) => Ok(http),
@@ -206,7 +224,7 @@ impl NodeBuilder {
                 (http, _) => Err(format!("HTTP on {http:?}, listening on {:?}", log.listen)),
             }
         });
-        node
+        self.http = http;
     }
 }
 
@@ -424,6 +442,13 @@ impl Node {
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("the node is reaped");
+    }
+
+    /// How the node exited, if it has (without waiting).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .try_wait()
+            .expect("the node's status can be read")
     }
 
     /// Runs `officemesh ARGS[0] --node URL --token TOKEN ARGS[1..]` against this node, with
