@@ -42,17 +42,49 @@ fn main() {
     // ---- the state's wire format ----
     let (mut alpha, mut bravo, deltas) = office();
     for (index, (_, delta)) in deltas.iter().enumerate() {
-        seed("wire_delta", &format!("write-{index:02}"), &wire::encode_delta(delta));
+        seed(
+            "wire_delta",
+            &format!("write-{index:02}"),
+            &wire::encode_delta(delta),
+        );
     }
-    seed("wire_delta", "alpha-state", &wire::encode_delta(alpha.state()));
+    seed(
+        "wire_delta",
+        "alpha-state",
+        &wire::encode_delta(alpha.state()),
+    );
     let answer = bravo.missing_for(&alpha.digest());
     seed("wire_delta", "sync-answer", &wire::encode_delta(&answer));
-    seed("wire_delta", "empty", &wire::encode_delta(&Delta::default()));
-    seed("wire_digest", "alpha", &wire::encode_digest(&alpha.digest()));
-    seed("wire_digest", "bravo", &wire::encode_digest(&bravo.digest()));
-    seed("wire_digest", "empty", &wire::encode_digest(&Digest::default()));
-    seed("wire_snapshot", "alpha", &wire::encode_snapshot(&alpha.snapshot()));
-    seed("wire_snapshot", "bravo", &wire::encode_snapshot(&bravo.snapshot()));
+    seed(
+        "wire_delta",
+        "empty",
+        &wire::encode_delta(&Delta::default()),
+    );
+    seed(
+        "wire_digest",
+        "alpha",
+        &wire::encode_digest(&alpha.digest()),
+    );
+    seed(
+        "wire_digest",
+        "bravo",
+        &wire::encode_digest(&bravo.digest()),
+    );
+    seed(
+        "wire_digest",
+        "empty",
+        &wire::encode_digest(&Digest::default()),
+    );
+    seed(
+        "wire_snapshot",
+        "alpha",
+        &wire::encode_snapshot(&alpha.snapshot()),
+    );
+    seed(
+        "wire_snapshot",
+        "bravo",
+        &wire::encode_snapshot(&bravo.snapshot()),
+    );
 
     // ---- the frames of the request-response protocols ----
     let frame = |write: &dyn Fn(&mut Cursor<Vec<u8>>)| {
@@ -69,18 +101,27 @@ fn main() {
             digest: bravo.digest(),
             after,
         };
-        let bytes = frame(&|out| block_on(SyncCodec.write_request(&SYNC_PROTOCOL, out, request.clone())).unwrap());
-        seed("sync_frames", &format!("sync-request-{name}"), &picked(0, &bytes));
+        let bytes = frame(&|out| {
+            block_on(SyncCodec.write_request(&SYNC_PROTOCOL, out, request.clone())).unwrap()
+        });
+        seed(
+            "sync_frames",
+            &format!("sync-request-{name}"),
+            &picked(0, &bytes),
+        );
     }
     let response = SyncResponse {
         page: answer.clone(),
         next: Some(cursor),
         invalid: Vec::new(),
     };
-    let bytes = frame(&|out| block_on(SyncCodec.write_response(&SYNC_PROTOCOL, out, response.clone())).unwrap());
+    let bytes = frame(&|out| {
+        block_on(SyncCodec.write_response(&SYNC_PROTOCOL, out, response.clone())).unwrap()
+    });
     seed("sync_frames", "sync-response", &picked(1, &bytes));
     let held = wire::encode_delta(&deltas[1].1);
-    let bytes = frame(&|out| block_on(HoldCodec.write_request(&HOLD_PROTOCOL, out, held.clone())).unwrap());
+    let bytes =
+        frame(&|out| block_on(HoldCodec.write_request(&HOLD_PROTOCOL, out, held.clone())).unwrap());
     seed("sync_frames", "hold-request", &picked(2, &bytes));
     seed("sync_frames", "hold-response", &picked(3, &[1]));
 
@@ -100,7 +141,10 @@ fn main() {
     // Two minutes of packed buckets, as `HourBuckets::pack` lays them out: minute, count,
     // the last reading's milliseconds into the minute, then min, max, mean, last as f32.
     let mut packed = Vec::new();
-    for (minute, count, values) in [(3u8, 6u16, [47.5f32, 48.5, 48.0, 48.25]), (4, 5, [48.0, 49.0, 48.5, 49.0])] {
+    for (minute, count, values) in [
+        (3u8, 6u16, [47.5f32, 48.5, 48.0, 48.25]),
+        (4, 5, [48.0, 49.0, 48.5, 49.0]),
+    ] {
         packed.push(minute);
         packed.extend_from_slice(&count.to_le_bytes());
         packed.extend_from_slice(&50_000u16.to_le_bytes());
@@ -113,19 +157,31 @@ fn main() {
         more: true,
     };
     seed("wire_history", "ask", &picked(0, &encode_history_ask(&ask)));
-    seed("wire_history", "page", &picked(1, &encode_history_page(&page)));
+    seed(
+        "wire_history",
+        "page",
+        &picked(1, &encode_history_page(&page)),
+    );
     seed("wire_history", "packed-buckets", &picked(2, &packed));
     let ask_bytes = encode_history_ask(&ask);
-    let bytes = frame(&|out| block_on(HistoryCodec.write_request(&HISTORY_PROTOCOL, out, ask_bytes.clone())).unwrap());
+    let bytes = frame(&|out| {
+        block_on(HistoryCodec.write_request(&HISTORY_PROTOCOL, out, ask_bytes.clone())).unwrap()
+    });
     seed("sync_frames", "history-request", &picked(4, &bytes));
     let page_bytes = encode_history_page(&page);
-    let bytes = frame(&|out| block_on(HistoryCodec.write_response(&HISTORY_PROTOCOL, out, page_bytes.clone())).unwrap());
+    let bytes = frame(&|out| {
+        block_on(HistoryCodec.write_response(&HISTORY_PROTOCOL, out, page_bytes.clone())).unwrap()
+    });
     seed("sync_frames", "history-response", &picked(5, &bytes));
 
     // ---- keys and tokens ----
     let key = SwarmKey::from_bytes(*b"an office key, thirty-two bytes!");
     seed("swarm_key", "key", key.to_file().as_bytes());
-    seed("swarm_key", "crlf", key.to_file().replace('\n', "\r\n").as_bytes());
+    seed(
+        "swarm_key",
+        "crlf",
+        key.to_file().replace('\n', "\r\n").as_bytes(),
+    );
     let token = JoinToken {
         key,
         addresses: vec![
@@ -144,22 +200,46 @@ fn main() {
         (0, "hwmon-channel", "temp1"),
         (1, "iio-number", "0.010000\n"),
         (1, "iio-channel", "temp_ambient"),
-        (2, "w1-slave", "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n"),
+        (
+            2,
+            "w1-slave",
+            "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n",
+        ),
         (3, "command-number", "412 ppm\n"),
-        (4, "command-json", "/sensor/humidity\n{\"sensor\": {\"humidity\": \"48.5\"}}\n"),
+        (
+            4,
+            "command-json",
+            "/sensor/humidity\n{\"sensor\": {\"humidity\": \"48.5\"}}\n",
+        ),
     ] {
         seed("sensor_text", name, &picked(pick, text.as_bytes()));
     }
     for (pick, name, text) in [
-        (0, "zigbee2mqtt", r#"{"battery":100,"humidity":48.12,"linkquality":134,"pressure":1012.4,"temperature":21.37,"voltage":3025}"#),
-        (1, "tasmota", r#"{"Time":"2026-01-15T09:30:00","BME280":{"Temperature":21.4,"Humidity":48.1,"DewPoint":10.0,"Pressure":1012.3},"PressureUnit":"hPa","TempUnit":"C"}"#),
-        (2, "tasmota-two-sensors", r#"{"Time":"2026-01-15T09:30:00","BME280":{"Temperature":70.5,"Pressure":29.9},"DS18B20":{"Id":"0316A27933FF","Temperature":70.1},"PressureUnit":"inHg","TempUnit":"F"}"#),
+        (
+            0,
+            "zigbee2mqtt",
+            r#"{"battery":100,"humidity":48.12,"linkquality":134,"pressure":1012.4,"temperature":21.37,"voltage":3025}"#,
+        ),
+        (
+            1,
+            "tasmota",
+            r#"{"Time":"2026-01-15T09:30:00","BME280":{"Temperature":21.4,"Humidity":48.1,"DewPoint":10.0,"Pressure":1012.3},"PressureUnit":"hPa","TempUnit":"C"}"#,
+        ),
+        (
+            2,
+            "tasmota-two-sensors",
+            r#"{"Time":"2026-01-15T09:30:00","BME280":{"Temperature":70.5,"Pressure":29.9},"DS18B20":{"Id":"0316A27933FF","Temperature":70.1},"PressureUnit":"inHg","TempUnit":"F"}"#,
+        ),
         (3, "plain", "71.6\n"),
         (4, "plain-json", r#"{"sensor":{"pressure":1013.2}}"#),
     ] {
         seed("mqtt", name, &picked(pick, text.as_bytes()));
     }
-    seed("presence", "arp", &picked(0, include_bytes!("../../src/presence/testdata/arp.txt")));
+    seed(
+        "presence",
+        "arp",
+        &picked(0, include_bytes!("../../src/presence/testdata/arp.txt")),
+    );
     let hex = include_str!("../../src/presence/testdata/neighbours.hex").trim();
     let dump: Vec<u8> = (0..hex.len())
         .step_by(2)
@@ -180,11 +260,31 @@ fn main() {
         seed("bot", name, text.as_bytes());
     }
     for (pick, name, text) in [
-        (0, "reading", r#"{"sensor": "desk-1", "room": "meeting room", "quantity": "temperature", "value": 22.5}"#),
-        (0, "reading-unit", r#"{"sensor": "desk-2", "room": "kitchen", "quantity": "temperature", "value": 71.5, "unit": "°F"}"#),
-        (1, "target", "meeting room\ntemperature\n{\"value\": 21.5, \"set_by\": \"mendes\"}"),
-        (2, "ask", r#"{"text": "who's at the office?", "speaker": "mendes"}"#),
-        (3, "history", "room=meeting room&quantity=temperature&from=-24h&step=1h"),
+        (
+            0,
+            "reading",
+            r#"{"sensor": "desk-1", "room": "meeting room", "quantity": "temperature", "value": 22.5}"#,
+        ),
+        (
+            0,
+            "reading-unit",
+            r#"{"sensor": "desk-2", "room": "kitchen", "quantity": "temperature", "value": 71.5, "unit": "°F"}"#,
+        ),
+        (
+            1,
+            "target",
+            "meeting room\ntemperature\n{\"value\": 21.5, \"set_by\": \"mendes\"}",
+        ),
+        (
+            2,
+            "ask",
+            r#"{"text": "who's at the office?", "speaker": "mendes"}"#,
+        ),
+        (
+            3,
+            "history",
+            "room=meeting room&quantity=temperature&from=-24h&step=1h",
+        ),
         (3, "history-csv", "from=1768435200000&to=-1h&format=csv"),
     ] {
         seed("http_api", name, &picked(pick, text.as_bytes()));

@@ -20,7 +20,10 @@ fn bravo() -> &'static Replica {
 
 fn check(delta: &Delta) {
     for (part, dot) in delta.store.dots() {
-        assert!(delta.context.contains(dot), "{part} {dot} is not in the context");
+        assert!(
+            delta.context.contains(dot),
+            "{part} {dot} is not in the context"
+        );
     }
     let bytes = wire::encode_delta(delta);
     // The journal's decoder: an encoded delta may be larger than a gossiped one may be.

@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     match pick % 3 {
         0 => {
             if let Ok(ask) = decode_history_ask(bytes) {
-                assert_eq!(decode_history_ask(&encode_history_ask(&ask)).as_ref(), Ok(&ask));
+                assert_eq!(
+                    decode_history_ask(&encode_history_ask(&ask)).as_ref(),
+                    Ok(&ask)
+                );
             }
         }
         1 => {

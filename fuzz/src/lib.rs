@@ -17,7 +17,10 @@ pub const BRAVO: &str = "12D3KooWQd7sR2mJ5vTnX8yLpB4cF6hZ9wK3eA1gU7iN2oMqYs5D";
 
 /// A replica ready to write: created, then saved as the API asks.
 pub fn replica(id: &str) -> Replica {
-    let mut replica = Replica::new(NodeId::new(id).expect("a valid node id"), DEFAULT_RETENTION_MS);
+    let mut replica = Replica::new(
+        NodeId::new(id).expect("a valid node id"),
+        DEFAULT_RETENTION_MS,
+    );
     replica.snapshot();
     replica
 }
