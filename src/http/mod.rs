@@ -472,9 +472,17 @@ async fn post_reading(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     authorize(&caller)?;
-    let request: ReadingRequest = parse_body(&body)?;
+    let write = reading_request(&body)?;
+    api.office.write_durable(write).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// The write a `POST /api/readings` body asks for: the JSON parsed and every field checked,
+/// the error naming the field. Public so the fuzz targets (`fuzz/`) can feed it any bytes.
+pub fn reading_request(body: &[u8]) -> Result<Write, ApiError> {
+    let request: ReadingRequest = parse_body(body)?;
     let quantity: Quantity = field("quantity", request.quantity.parse())?;
-    let write = Write::Reading {
+    Ok(Write::Reading {
         sensor: field("sensor", SensorId::new(&request.sensor))?,
         room: field("room", Room::new(&request.room))?,
         quantity,
@@ -485,9 +493,7 @@ async fn post_reading(
                 .map(|_| request.value),
         )?,
         unit: request.unit,
-    };
-    api.office.write_durable(write).await?;
-    Ok(StatusCode::CREATED)
+    })
 }
 
 /// `PUT /api/targets/{room}/{quantity}`: a setpoint.
@@ -509,10 +515,19 @@ async fn put_target(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     authorize(&caller)?;
-    let request: TargetRequest = parse_body(&body)?;
+    let write = target_request(&room, &quantity, &body)?;
+    api.office.write_durable(write).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The write a `PUT /api/targets/{room}/{quantity}` asks for: the path's room and quantity
+/// and the JSON body checked, the error naming the field. Public so the fuzz targets
+/// (`fuzz/`) can feed it any bytes.
+pub fn target_request(room: &str, quantity: &str, body: &[u8]) -> Result<Write, ApiError> {
+    let request: TargetRequest = parse_body(body)?;
     let quantity: Quantity = field("quantity", quantity.parse())?;
-    let write = Write::Target {
-        room: field("room", Room::new(&room))?,
+    Ok(Write::Target {
+        room: field("room", Room::new(room))?,
         quantity,
         value: field(
             "value",
@@ -525,9 +540,7 @@ async fn put_target(
             "set_by",
             Person::new(request.set_by.as_deref().unwrap_or("api")),
         )?,
-    };
-    api.office.write_durable(write).await?;
-    Ok(StatusCode::NO_CONTENT)
+    })
 }
 
 /// `POST /api/ask`: a message for the bot. Any role may ask; what would write (a binding)
@@ -559,8 +572,7 @@ async fn ask(
 ) -> Result<Json<AskReply>, ApiError> {
     // A viewer may ask; what would change the office is left to a writer.
     let may_write = authorize(&caller).is_ok();
-    let request: AskRequest = parse_body(&body)?;
-    let speaker = field("speaker", Person::new(&request.speaker))?;
+    let (speaker, request) = ask_request(&body)?;
     let peers = api.peers.peers().await.len();
     match api
         .bot
@@ -580,4 +592,12 @@ async fn ask(
         }),
         Err(AskError::Office(error)) => Err(error.into()),
     }
+}
+
+/// A `POST /api/ask` body: the JSON parsed and the speaker checked (the bot bounds the text
+/// itself). Public so the fuzz targets (`fuzz/`) can feed it any bytes.
+pub fn ask_request(body: &[u8]) -> Result<(Person, AskRequest), ApiError> {
+    let request: AskRequest = parse_body(body)?;
+    let speaker = field("speaker", Person::new(&request.speaker))?;
+    Ok((speaker, request))
 }

@@ -196,8 +196,8 @@ impl HourBuckets {
     }
 
     /// Reads [`HourBuckets::pack`]'s form back; `None` if it is not that form (a damaged
-    /// row, or a peer's bytes): a bad length, a minute past 59 or twice, a zero count, or a
-    /// value that is not a finite number.
+    /// row, or a peer's bytes): a bad length, a minute past 59 or twice, a zero count, a
+    /// value that is not a finite number, or an hour so late its minutes overflow the clock.
     pub fn unpack(bytes: &[u8], hour_ms: u64) -> Option<HourBuckets> {
         if !bytes.len().is_multiple_of(PACKED_BUCKET_LEN) {
             return None;
@@ -227,7 +227,8 @@ impl HourBuckets {
                     mean,
                     last,
                 },
-                last_at_ms: hour_ms + minute as u64 * MINUTE_MS + last_in_minute,
+                // A peer names the hour: it may be any number, and is checked only after.
+                last_at_ms: hour_ms.checked_add(minute as u64 * MINUTE_MS + last_in_minute)?,
                 sealed: true,
             });
         }

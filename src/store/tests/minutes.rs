@@ -198,6 +198,20 @@ fn buckets_from_a_peer_merge_by_count_and_twice_is_once() {
     let mut nan = packed;
     nan[5..9].copy_from_slice(&f32::NAN.to_le_bytes());
     assert!(HourBuckets::unpack(&nan, hour(0)).is_none());
+    // Found by fuzzing (`fuzz/fuzz_targets/wire_history.rs`): a peer's page names the hour,
+    // and an hour near the end of the clock overflowed the reading's time (a panic where
+    // overflow is checked, a wrong time elsewhere).
+    // The last millisecond of the last minute: minute 59, one reading, 59 999 ms in.
+    let mut last = vec![59, 1, 0];
+    last.extend_from_slice(&59_999u16.to_le_bytes());
+    for _ in 0..4 {
+        last.extend_from_slice(&21.5f32.to_le_bytes());
+    }
+    let fits = u64::MAX - (HOUR_MS - 1);
+    assert_eq!(HourBuckets::unpack(&last, fits).unwrap().count(), 1);
+    for late in [fits + 1, u64::MAX] {
+        assert!(HourBuckets::unpack(&last, late).is_none(), "{late}");
+    }
 }
 
 #[test]
