@@ -51,7 +51,7 @@ use std::{collections::HashSet, io, time::Duration};
 
 /// A peer's libp2p identity, as the net module names peers to the rest of the node.
 pub use libp2p::PeerId;
-use libp2p::{Multiaddr, identity::Keypair};
+use libp2p::{Multiaddr, identity::Keypair, multiaddr::Protocol};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
@@ -286,6 +286,16 @@ impl Merged {
             verdict: Verdict::of(report),
             gap: report.gap,
         }
+    }
+}
+
+/// Whether `address` names this machine only (127.0.0.0/8, ::1): from another machine it
+/// names that machine itself.
+pub(crate) fn is_loopback(address: &Multiaddr) -> bool {
+    match address.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
+        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
+        _ => false,
     }
 }
 

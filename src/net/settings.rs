@@ -4,10 +4,12 @@
 
 use std::collections::HashSet;
 
-use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
+use libp2p::{Multiaddr, PeerId, identity::Keypair};
 use thiserror::Error;
 
-use super::{JoinToken, NetConfig, NetError, NetHandle, SwarmKey, join::MAX_TOKEN_ADDRESSES};
+use super::{
+    JoinToken, NetConfig, NetError, NetHandle, SwarmKey, is_loopback, join::MAX_TOKEN_ADDRESSES,
+};
 use crate::state::NodeId;
 
 /// A value from the configuration that the network layer cannot use.
@@ -101,13 +103,8 @@ impl NetHandle {
 /// node from this machine only, and a node on another machine would dial itself there: it is
 /// named only when the node listens nowhere else.
 fn invite_addresses(mut addresses: Vec<Multiaddr>) -> Vec<Multiaddr> {
-    let loopback = |address: &Multiaddr| match address.iter().next() {
-        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
-        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
-        _ => false,
-    };
-    if addresses.iter().any(|address| !loopback(address)) {
-        addresses.retain(|address| !loopback(address));
+    if addresses.iter().any(|address| !is_loopback(address)) {
+        addresses.retain(|address| !is_loopback(address));
     }
     addresses.truncate(MAX_TOKEN_ADDRESSES);
     addresses

@@ -10,21 +10,16 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::Net;
-use crate::net::exchange::{KnownPeer, MAX_EXCHANGED_ADDRESSES};
+use crate::net::{
+    exchange::{KnownPeer, MAX_EXCHANGED_ADDRESSES},
+    is_loopback,
+};
 
 /// After a new peer connects, the node asks a peer for its peers after this long, then
 /// twice as long each time up to [`EXCHANGE_MAX_DELAY`]: often while the office is forming,
 /// rarely once it has.
 pub(super) const EXCHANGE_FIRST_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 pub(super) const EXCHANGE_MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
-
-fn is_loopback(address: &Multiaddr) -> bool {
-    address.iter().any(|part| match part {
-        Protocol::Ip4(ip) => ip.is_loopback(),
-        Protocol::Ip6(ip) => ip.is_loopback(),
-        _ => false,
-    })
-}
 
 fn is_unspecified(address: &Multiaddr) -> bool {
     address.iter().any(|part| match part {
