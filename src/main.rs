@@ -240,9 +240,15 @@ fn main() -> ExitCode {
 
 /// Logs to stderr at `default` level unless `RUST_LOG` says otherwise; colours only on a
 /// terminal, so a journal or a log file gets plain lines.
+///
+/// libp2p's request-response warns once per stream it drops for a connection's stream limit,
+/// without naming the peer: a peer flooding the node with requests would write thousands of
+/// such lines. The net actor names a flooding peer itself (`net::rate`), so those warnings
+/// are left out unless `RUST_LOG` asks for them.
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default},libp2p_request_response=error"))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

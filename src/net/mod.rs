@@ -42,7 +42,9 @@ pub mod history;
 pub mod hold;
 pub mod join;
 pub mod paging;
+pub mod rate;
 pub mod settings;
+mod socket;
 mod swarm_key;
 pub mod sync;
 mod transport;
@@ -110,6 +112,12 @@ pub const MAX_PING_FAILURES: u32 = 3;
 /// First and longest wait before redialling a bootstrap peer that dropped or never answered.
 pub const REDIAL_BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub const REDIAL_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// How long a peer whose last connection closed is redialled (with the backoff above) before
+/// the node leaves finding it again to mDNS and peer exchange. A partition longer than a
+/// capped connection survives (`socket`), a switch restarting or a node rebooting all end
+/// with the node dialling the peer again, not waiting minutes for mDNS to ask.
+pub const LOST_PEER_REDIAL_FOR: Duration = Duration::from_secs(3600);
 
 /// Default interval between gossip publishes of batched deltas.
 pub const DEFAULT_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);

@@ -18,6 +18,10 @@
 //! can log one clear line. Nothing extra goes on the wire: the header is handed on to
 //! multistream-select untouched, so go-libp2p and js-libp2p peers with the same key connect.
 //!
+//! Every TCP connection, dialled or accepted, gets its retransmission timeout capped first
+//! (`super::socket`), so a connection that lived through a partition speaks again within a
+//! second of the heal.
+//!
 //! Built with the `bench` feature, a benchmark may also put an artificial latency under
 //! pnet and count what the links carry (`super::delay`).
 
@@ -28,7 +32,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, future::Either};
 use libp2p::{
     Multiaddr, PeerId, Transport,
     core::{
@@ -49,9 +53,9 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::SwarmKey;
 #[cfg(feature = "bench")]
 use super::delay::{self, LinkDelay};
+use super::{SwarmKey, socket};
 
 /// How long a connection may take from the dial (a host name's lookup included) to a
 /// negotiated multiplexer. A LAN handshake takes milliseconds; a Pi on a slow Wi-Fi link a
@@ -196,6 +200,9 @@ pub fn build(
                 dialing: endpoint.is_dialer(),
                 sender: reports,
             };
+            if let Either::Left(tcp) = &socket {
+                socket::tune(&tcp.0);
+            }
             #[cfg(feature = "bench")]
             let socket = delay::wrap(socket, link_delay.as_ref());
             private_network(socket, psk, report)

@@ -14,6 +14,7 @@ mod full_disk;
 mod history;
 mod invite;
 mod layers;
+mod limits;
 mod mdns;
 mod net;
 mod netlab;

@@ -645,6 +645,44 @@ async fn a_bootstrap_peer_is_redialled_when_it_drops() {
     }
 }
 
+/// A peer that went away is dialled again by the node that never dialled it: a partition
+/// longer than a connection survives, or a reboot, ends in a new connection within seconds
+/// rather than at mDNS's next question minutes later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_peer_is_dialled_again_by_a_node_that_never_dialled_it() {
+    let key = SwarmKey::generate().unwrap();
+    let a = TestNode::start(&key).await;
+    let b = TestNode::start(&key).await;
+    let b_listens = b.handle.listen_addrs().await.unwrap();
+    b.dial(&a).await;
+    a.wait_for_peers(&[&b]).await;
+    // A has B's listen addresses from identify only.
+    eventually("A knows where B listens", || {
+        let handle = a.handle.clone();
+        let b_peer = b.peer_id();
+        async move {
+            let peers = handle.peers().await.unwrap();
+            peers
+                .iter()
+                .any(|info| info.peer == b_peer && info.agent_version.is_some())
+                .then_some(())
+        }
+    })
+    .await;
+    let (keypair, replica) = b.stop().await;
+    a.wait_for_peers(&[]).await;
+    // B comes back on the same address and dials nobody.
+    let b = TestNode::start_configured(&key, keypair, replica, SyncAnswers::Honest, |config| {
+        config.listen = b_listens;
+    })
+    .await;
+    a.wait_for_peers(&[&b]).await;
+    b.wait_for_peers(&[&a]).await;
+    for node in [a, b] {
+        node.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_stack_runs_over_memory_addresses() {
     let memory = |config: &mut NetConfig| {

@@ -1,5 +1,6 @@
 //! Dialing and discovery: bootstrap peers redialled with backoff, dial failures named by the
-//! address as configured, mDNS, identify and ping (liveness).
+//! address as configured, lost peers redialled for a while, mDNS, identify and ping
+//! (liveness).
 
 use std::collections::HashMap;
 
@@ -14,7 +15,21 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{Net, describe_dial_error, dial_opts, with_peer};
-use crate::net::{MAX_PING_FAILURES, NetError};
+use crate::{
+    backoff::Backoff,
+    net::{
+        LOST_PEER_REDIAL_FOR, MAX_PEERS, MAX_PING_FAILURES, NetError, REDIAL_BACKOFF_MAX,
+        REDIAL_BACKOFF_MIN, is_loopback,
+    },
+};
+
+/// A peer whose last connection closed: where it said it listens, and when to dial it next.
+pub(super) struct Lost {
+    addresses: Vec<Multiaddr>,
+    backoff: Backoff,
+    next_attempt: Instant,
+    since: Instant,
+}
 
 impl Net {
     // ---- dialing ----
@@ -73,6 +88,61 @@ impl Net {
                 Err(DialError::DialPeerConditionFalse(_)) => {}
                 Err(error) => self.bootstrap_dial_failed(index, &error),
             }
+        }
+    }
+
+    /// Remembers a peer whose last connection just closed, to dial it again: it may be
+    /// behind a partition that outlived the connection, or rebooting. Only the addresses it
+    /// said it listens on are dialled (an incoming connection's port is not one); loopback
+    /// ones only if it was reached over loopback. Bootstrap peers are redialled as such.
+    pub(super) fn remember_lost(
+        &mut self,
+        peer: PeerId,
+        listen_addresses: Vec<Multiaddr>,
+        over_loopback: bool,
+    ) {
+        let addresses: Vec<Multiaddr> = listen_addresses
+            .into_iter()
+            .filter(|address| over_loopback || !is_loopback(address))
+            .collect();
+        let bootstrap = self.bootstrap.iter().any(|entry| entry.peer == Some(peer));
+        if addresses.is_empty() || bootstrap || self.lost.len() >= MAX_PEERS as usize {
+            return;
+        }
+        let mut backoff = Backoff::new(REDIAL_BACKOFF_MIN, REDIAL_BACKOFF_MAX);
+        let now = Instant::now();
+        self.lost.insert(
+            peer,
+            Lost {
+                addresses,
+                next_attempt: now + backoff.next_delay(),
+                backoff,
+                since: now,
+            },
+        );
+    }
+
+    /// Dials the lost peers that are due, and forgets those lost for longer than
+    /// [`LOST_PEER_REDIAL_FOR`]: mDNS and peer exchange find them if they come back.
+    pub(super) fn redial_lost(&mut self) {
+        let now = Instant::now();
+        self.lost.retain(|peer, lost| {
+            let keep = now.duration_since(lost.since) < LOST_PEER_REDIAL_FOR;
+            if !keep {
+                debug!(%peer, "no longer redialling a peer lost an hour ago");
+            }
+            keep
+        });
+        let mut due = Vec::new();
+        for (peer, lost) in &mut self.lost {
+            if now >= lost.next_attempt {
+                lost.next_attempt = now + lost.backoff.next_delay();
+                due.push((*peer, lost.addresses.clone()));
+            }
+        }
+        for (peer, addresses) in due {
+            debug!(%peer, ?addresses, "redialling a lost peer");
+            self.dial_peer(peer, addresses);
         }
     }
 

@@ -37,6 +37,7 @@ use super::{
     Merged, NetCommand, NetConfig, NetError, NetEvent, NetHandle, PeerInfo, REDIAL_BACKOFF_MAX,
     REDIAL_BACKOFF_MIN, REPLY_TIMEOUT, Refusal, SyncError, SyncSummary, Verdict,
     behaviour::{Behaviour, BehaviourConfig, BehaviourEvent, GOSSIP_PAGE_BYTES, STATE_TOPIC},
+    is_loopback,
     paging::{self, Cursor},
     sync::{SYNC_PAGE_BYTES, SyncRequest, SyncResponse},
     transport::{self, HandshakeFailure},
@@ -90,6 +91,12 @@ pub struct Net {
     /// entry leaves when its dial succeeds or fails, so there are never more than a few per
     /// bootstrap peer.
     bootstrap_dials: HashMap<ConnectionId, usize>,
+    /// Peers whose last connection closed, redialled for a while (`dialing`).
+    lost: HashMap<PeerId, dialing::Lost>,
+    /// How many sync requests each connected peer may still make (`net::rate`).
+    sync_rates: HashMap<PeerId, super::rate::RequestRate>,
+    /// Peers disconnected on the node's command, not to be redialled.
+    dropping: HashSet<PeerId>,
     warned: Warned,
     last_queue_full_warning: Option<Instant>,
 }
@@ -266,6 +273,9 @@ impl Net {
             replies: FuturesUnordered::new(),
             bootstrap,
             bootstrap_dials: HashMap::new(),
+            lost: HashMap::new(),
+            dropping: HashSet::new(),
+            sync_rates: HashMap::new(),
             warned: Warned::default(),
             last_queue_full_warning: None,
         };
@@ -310,7 +320,7 @@ impl Net {
                 Some(reply) = self.replies.next(), if !self.replies.is_empty() => Input::Reply(reply),
                 _ = publish_tick.tick() => Input::PublishTick,
                 _ = sync_tick.tick() => Input::SyncTick,
-                _ = redial_tick.tick(), if !self.bootstrap.is_empty() => Input::RedialTick,
+                _ = redial_tick.tick(), if !self.bootstrap.is_empty() || !self.lost.is_empty() => Input::RedialTick,
                 _ = exchange_tick.tick() => Input::ExchangeTick,
             };
             match input {
@@ -325,7 +335,10 @@ impl Net {
                     self.pull_deferred();
                 }
                 Input::SyncTick => self.sync_with_random_peer(),
-                Input::RedialTick => self.redial_bootstrap(),
+                Input::RedialTick => {
+                    self.redial_bootstrap();
+                    self.redial_lost();
+                }
                 Input::ExchangeTick => self.exchange_if_due(),
                 Input::EventsClosed => {
                     info!("network stopping: the node no longer listens to it");
@@ -378,6 +391,8 @@ impl Net {
                 let _ = reply.send(self.dial_address(address));
             }
             NetCommand::Disconnect { peer, reply } => {
+                // Dropped on purpose: not a peer to dial again.
+                self.dropping.insert(peer);
                 let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
             }
             NetCommand::ListenAddrs(reply) => {
@@ -544,6 +559,7 @@ impl Net {
                 }
             }
         }
+        self.lost.remove(&peer);
         if established == 1 {
             info!(%peer, %address, "peer connected");
             self.emit(NetEvent::PeerConnected { peer });
@@ -560,8 +576,12 @@ impl Net {
         remaining: u32,
         cause: Option<ConnectionError>,
     ) {
+        let mut over_loopback = false;
         if let Some(state) = self.peers.get_mut(&peer) {
-            state.connections.remove(&connection);
+            over_loopback = state
+                .connections
+                .remove(&connection)
+                .is_some_and(|address| is_loopback(&address));
             state.ping_failures.remove(&connection);
         }
         if remaining > 0 {
@@ -571,9 +591,15 @@ impl Net {
             Some(error) => info!(%peer, %error, "peer disconnected"),
             None => info!(%peer, "peer disconnected"),
         }
-        self.peers.remove(&peer);
+        let dropped = self.dropping.remove(&peer);
+        if let Some(state) = self.peers.remove(&peer)
+            && !dropped
+        {
+            self.remember_lost(peer, state.listen_addresses, over_loopback);
+        }
         self.last_pull.remove(&peer);
         self.deferred_pulls.remove(&peer);
+        self.sync_rates.remove(&peer);
         self.end_session(peer, Err(SyncError::NotConnected(peer)));
         self.emit(NetEvent::PeerDisconnected { peer });
     }

@@ -10,6 +10,7 @@ use tracing::debug;
 use super::{Net, Reply, Session, answer};
 use crate::net::{
     GAP_PULL_INTERVAL, NetEvent, Origin, SyncError, SyncSummary,
+    rate::{RequestRate, SYNC_REQUEST_BURST, SYNC_REQUESTS_PER_SECOND},
     sync::{SyncRequest, SyncResponse},
 };
 
@@ -60,6 +61,22 @@ impl Net {
         request: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
     ) {
+        let now = std::time::Instant::now();
+        let allowed = self
+            .sync_rates
+            .entry(peer)
+            .or_insert_with(|| RequestRate::sync(now))
+            .allow(now);
+        if !allowed {
+            // Dropping the channel fails the peer's request, without asking the node.
+            self.misbehaved(
+                peer,
+                format!(
+                    "sends sync requests faster than an office node does (more than {SYNC_REQUEST_BURST} at once, then {SYNC_REQUESTS_PER_SECOND} a second): refusing the rest"
+                ),
+            );
+            return;
+        }
         let SyncRequest { digest, after } = request;
         // Only the first page of a session: later pages come from the same exchange.
         if after.is_none() && !self.pulled_recently(&peer) {

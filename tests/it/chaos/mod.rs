@@ -394,7 +394,12 @@ fn episode_of(
     workload: &mut Workload,
     problems: &mut Vec<String>,
 ) -> Option<Duration> {
-    let duration = Duration::from_millis(5000 + rng.below(7000));
+    // Partitions run from 5 to 30 s: a connection with data in flight outlives the shorter
+    // ones (retransmitting, capped at one a second where the kernel can) and dies during the
+    // longer ones (after 15 retransmissions), so both heals are exercised. Other faults last
+    // 5 to 12 s.
+    let network = matches!(nemesis, Nemesis::Halves | Nemesis::CutOff | Nemesis::Bridge);
+    let duration = Duration::from_millis(5000 + rng.below(if network { 25_000 } else { 7000 }));
     let mut order: Vec<usize> = (0..hosts.len()).collect();
     rng.shuffle(&mut order);
     let victim = order[0];

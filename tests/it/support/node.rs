@@ -342,6 +342,27 @@ impl Node {
         }
     }
 
+    /// The process id of the running node.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The node's resident memory (`VmRSS` of `/proc/PID/status`), in bytes.
+    pub fn resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the node's /proc status is readable");
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("VmRSS:"))
+            .expect("the status has VmRSS");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|kib| kib.parse().ok())
+            .expect("VmRSS is a number of kB");
+        kib * 1024
+    }
+
     /// Everything the node has logged so far.
     pub fn log_text(&self) -> String {
         self.log().lines.join("\n")
