@@ -9,7 +9,7 @@ use futures::StreamExt;
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport,
     core::upgrade::Version,
-    noise,
+    gossipsub, noise,
     pnet::{PnetConfig, PreSharedKey},
     request_response::{self, ProtocolSupport},
     swarm::SwarmEvent,
@@ -17,6 +17,7 @@ use libp2p::{
 };
 use officemesh::{
     net::{
+        MAX_GOSSIP_TRANSMIT_BYTES, STATE_TOPIC,
         rate::{SYNC_REQUEST_BURST, SYNC_REQUESTS_PER_SECOND},
         sync::{SYNC_PROTOCOL, SyncCodec, SyncRequest},
     },
@@ -31,14 +32,17 @@ use crate::support::{
 /// Requests the flooding peer sends at once.
 const FLOOD: usize = 5000;
 
-type Flooder = Swarm<request_response::Behaviour<SyncCodec>>;
+/// Bad gossip messages the misbehaving peer publishes (the last ten oversized).
+const GOSSIP_FLOOD: usize = 2000;
 
-/// A libp2p peer with the office's key that speaks only the sync protocol, as an asker.
-fn flooder(key_file: &std::path::Path) -> Flooder {
+/// A libp2p peer with the office's key (TCP, pnet, Noise, yamux, as a node dials) running
+/// `behaviour` and nothing else.
+fn member<B: libp2p::swarm::NetworkBehaviour>(
+    key_file: &std::path::Path,
+    behaviour: impl FnOnce(&libp2p::identity::Keypair) -> B,
+) -> Swarm<B> {
     let psk = PreSharedKey::from_str(&std::fs::read_to_string(key_file).unwrap())
         .expect("the swarm key parses");
-    let protocols: [(StreamProtocol, ProtocolSupport); 1] =
-        [(SYNC_PROTOCOL, ProtocolSupport::Outbound)];
     SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_other_transport(|keypair| {
@@ -49,18 +53,98 @@ fn flooder(key_file: &std::path::Path) -> Flooder {
                 .multiplex(yamux::Config::default()))
         })
         .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                SyncCodec,
-                protocols,
-                request_response::Config::default()
-                    .with_request_timeout(Duration::from_secs(60))
-                    .with_max_concurrent_streams(FLOOD),
-            )
-        })
+        .with_behaviour(|keypair| behaviour(keypair))
         .unwrap()
         .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(300)))
         .build()
+}
+
+/// A member that speaks only the sync protocol, as an asker.
+fn flooder(key_file: &std::path::Path) -> Swarm<request_response::Behaviour<SyncCodec>> {
+    let protocols: [(StreamProtocol, ProtocolSupport); 1] =
+        [(SYNC_PROTOCOL, ProtocolSupport::Outbound)];
+    member(key_file, |_| {
+        request_response::Behaviour::with_codec(
+            SyncCodec,
+            protocols,
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(60))
+                .with_max_concurrent_streams(FLOOD),
+        )
+    })
+}
+
+/// Dials the node at `address` and waits for the connection.
+async fn connect<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    address: Multiaddr,
+    node: PeerId,
+) {
+    swarm.dial(address).unwrap();
+    loop {
+        match swarm.select_next_some().await {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == node => return,
+            SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dial failed: {error}"),
+            _ => {}
+        }
+    }
+}
+
+/// Two nodes of an office, connected, with a reading shared: the target and the rest.
+fn office(dir: &std::path::Path, key: &std::path::Path) -> (Node, Node) {
+    write_swarm_key(key, 0x4d);
+    let target = Node::builder(dir.join("target"))
+        .swarm_key(key)
+        .room("lab")
+        .start();
+    let office = Node::builder(dir.join("office"))
+        .swarm_key(key)
+        .room("hall")
+        .peer(&target.dial_address())
+        .start();
+    office.post_reading("before", "hall", 20.5);
+    target.wait_for_reading("before", 20.5);
+    (target, office)
+}
+
+/// The target still runs, kept its memory (within `slack` bytes of `before`), names `peer`
+/// in a line that also says `what`, and still trades writes with the office both ways.
+fn still_serving(
+    target: &mut Node,
+    office: &Node,
+    before: u64,
+    peer: PeerId,
+    what: &str,
+    round: f64,
+) {
+    wait_for(&format!("the target names {peer} for {what}"), || {
+        let log = target.log_text();
+        match log
+            .lines()
+            .find(|line| line.contains(&peer.to_string()) && line.contains(what))
+        {
+            Some(_) => Ok(()),
+            None => Err("no line names it".to_owned()),
+        }
+    });
+    assert!(target.exit_status().is_none(), "the target exited");
+    let after = target.resident_bytes();
+    assert!(
+        after < before + (64 << 20),
+        "resident memory grew from {before} to {after} bytes"
+    );
+    office.post_reading("after", "hall", 21.5 + round);
+    target.wait_for_reading("after", 21.5 + round);
+    target.post_reading("back", "lab", 19.5 + round);
+    office.wait_for_reading("back", 19.5 + round);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// A member that sends thousands of sync requests at once: the node answers a burst, then
@@ -70,40 +154,15 @@ fn flooder(key_file: &std::path::Path) -> Flooder {
 fn a_member_flooding_sync_requests_is_refused_named_and_the_node_stays_up() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("swarm.key");
-    write_swarm_key(&key, 0x4d);
-    let mut target = Node::builder(dir.path().join("target"))
-        .swarm_key(&key)
-        .room("lab")
-        .start();
-    let office = Node::builder(dir.path().join("office"))
-        .swarm_key(&key)
-        .room("hall")
-        .peer(&target.dial_address())
-        .start();
-    office.post_reading("before", "hall", 20.5);
-    target.wait_for_reading("before", 20.5);
+    let (mut target, office) = office(dir.path(), &key);
     let resident_before = target.resident_bytes();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let address: Multiaddr = target.dial_address().parse().unwrap();
     let target_peer: PeerId = target.peer_id().parse().unwrap();
-    let (flooder_peer, answered, refused) = runtime.block_on(async {
+    let (flooder_peer, answered, refused) = runtime().block_on(async {
         let mut swarm = flooder(&key);
         let flooder_peer = *swarm.local_peer_id();
-        swarm.dial(address).unwrap();
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == target_peer => {
-                    break;
-                }
-                SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dial failed: {error}"),
-                _ => {}
-            }
-        }
+        connect(&mut swarm, address, target_peer).await;
         for _ in 0..FLOOD {
             swarm.behaviour_mut().send_request(
                 &target_peer,
@@ -146,26 +205,95 @@ fn a_member_flooding_sync_requests_is_refused_named_and_the_node_stays_up() {
         "{answered} answered"
     );
     assert!(refused >= FLOOD - answered);
-    // The log says who.
-    wait_for("the target names the flooding peer", || {
-        let log = target.log_text();
-        match log
-            .lines()
-            .find(|line| line.contains(&flooder_peer.to_string()) && line.contains("sync requests"))
-        {
-            Some(_) => Ok(()),
-            None => Err("no line names it".to_owned()),
-        }
-    });
-    // Up, with its memory, and still part of the office both ways.
-    assert!(target.exit_status().is_none(), "the target exited");
-    let resident_after = target.resident_bytes();
-    assert!(
-        resident_after < resident_before + (64 << 20),
-        "resident memory grew from {resident_before} to {resident_after} bytes"
+    still_serving(
+        &mut target,
+        &office,
+        resident_before,
+        flooder_peer,
+        "sync requests",
+        0.0,
     );
-    office.post_reading("after", "hall", 21.5);
-    target.wait_for_reading("after", 21.5);
-    target.post_reading("back", "lab", 19.5);
-    office.wait_for_reading("back", 19.5);
+}
+
+/// Gossip no node sends: thousands of signed messages on the state topic whose data is not a
+/// delta, and messages larger than a gossipsub RPC may be. The node rejects the first (and
+/// names the peer), its gossipsub drops the second at the codec, and it goes on serving.
+#[test]
+fn a_member_sending_malformed_and_oversized_gossip_is_rejected_and_the_node_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("swarm.key");
+    let (mut target, office) = office(dir.path(), &key);
+    let resident_before = target.resident_bytes();
+
+    let address: Multiaddr = target.dial_address().parse().unwrap();
+    let target_peer: PeerId = target.peer_id().parse().unwrap();
+    let (member_peer, published) = runtime().block_on(async {
+        let mut swarm = member(&key, |keypair| {
+            let config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                // Larger than the office allows, so the oversized messages leave this peer.
+                .max_transmit_size(4 * MAX_GOSSIP_TRANSMIT_BYTES)
+                .build()
+                .unwrap();
+            gossipsub::Behaviour::<
+                gossipsub::IdentityTransform,
+                gossipsub::AllowAllSubscriptionFilter,
+            >::new(
+                gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+                config,
+            )
+            .unwrap()
+        });
+        let member_peer = *swarm.local_peer_id();
+        let topic = gossipsub::IdentTopic::new(STATE_TOPIC);
+        swarm.behaviour_mut().subscribe(&topic).unwrap();
+        connect(&mut swarm, address, target_peer).await;
+        // Wait until the node's subscription is known, so a publish has somewhere to go.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !swarm
+            .behaviour()
+            .all_peers()
+            .any(|(peer, topics)| *peer == target_peer && !topics.is_empty())
+        {
+            tokio::time::timeout_at(deadline, swarm.select_next_some())
+                .await
+                .expect("the node subscribes to the state topic");
+        }
+        let mut published = 0usize;
+        for index in 0..GOSSIP_FLOOD {
+            // Each distinct (message ids are content hashes); none a delta.
+            let mut data = format!("not a delta {index} ").into_bytes();
+            // The last few over the size limit: the node's codec drops the RPC and closes
+            // the stream it came on, which this peer must open again.
+            if index >= GOSSIP_FLOOD - 10 {
+                data.resize(2 * MAX_GOSSIP_TRANSMIT_BYTES, b'x');
+            }
+            if swarm.behaviour_mut().publish(topic.clone(), data).is_ok() {
+                published += 1;
+            }
+            // Let the connection carry them as they go.
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, swarm.next()).await {}
+        }
+        // Drive the swarm a little longer, until everything queued is written.
+        let settle = tokio::time::Instant::now() + Duration::from_secs(2);
+        while tokio::time::timeout_at(settle, swarm.select_next_some())
+            .await
+            .is_ok()
+        {}
+        (member_peer, published)
+    });
+    eprintln!(
+        "{published} of {GOSSIP_FLOOD} bad gossip messages published; target resident {} -> {} MiB",
+        resident_before >> 20,
+        target.resident_bytes() >> 20
+    );
+    assert!(published > GOSSIP_FLOOD / 2, "only {published} published");
+    still_serving(
+        &mut target,
+        &office,
+        resident_before,
+        member_peer,
+        "rejected",
+        1.0,
+    );
 }
