@@ -12,6 +12,7 @@
 //! (random by default; printed, so a failure replays). `scripts/chaos [SECONDS] [SEED]` runs
 //! it. Needs root, iproute2, nftables and faketime (`scripts/test` installs them).
 
+mod boot;
 mod checker;
 mod lab;
 mod workload;
