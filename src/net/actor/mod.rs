@@ -391,9 +391,12 @@ impl Net {
                 let _ = reply.send(self.dial_address(address));
             }
             NetCommand::Disconnect { peer, reply } => {
-                // Dropped on purpose: not a peer to dial again.
-                self.dropping.insert(peer);
-                let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
+                let disconnecting = self.swarm.disconnect_peer_id(peer).is_ok();
+                if disconnecting {
+                    // Dropped on purpose: not a peer to dial again.
+                    self.dropping.insert(peer);
+                }
+                let _ = reply.send(disconnecting);
             }
             NetCommand::ListenAddrs(reply) => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
