@@ -278,6 +278,19 @@ impl Disk {
         {}
     }
 
+    /// Bytes a file could still take on the tmpfs (`statvfs`, what an unprivileged writer
+    /// may use).
+    pub fn available_bytes(&self) -> u64 {
+        let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes())
+            .expect("the data dir's path has no NUL");
+        // SAFETY: statvfs writes one struct into the zeroed value it is given, and reads
+        // the NUL-terminated path, both alive for the call.
+        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+        let result = unsafe { libc::statvfs(path.as_ptr(), &raw mut stats) };
+        assert_eq!(result, 0, "statvfs of {}", self.dir.display());
+        stats.f_bavail * stats.f_frsize
+    }
+
     /// Makes room again.
     pub fn free(&self) {
         let _ = fs::remove_file(&self.filler);

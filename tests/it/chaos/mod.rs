@@ -523,20 +523,32 @@ fn episode_of(
                 victim + 1
             );
             hosts[victim].disk.fill();
+            // The fault is real: not a block left on the node's disk.
+            let left = hosts[victim].disk.available_bytes();
+            if left >= 64 * 1024 {
+                problems.push(format!(
+                    "{name}: host {}'s disk still had {left} bytes free after the fill",
+                    victim + 1
+                ));
+            }
             let before = workload.writes.len();
             work_for(duration, hosts, workload);
-            // The fault is real: the node refused what it could not save.
+            // A full disk need not refuse every write: SQLite writes into the free pages its
+            // file already has, and a write a peer holds is acknowledged without this disk.
+            // Every acknowledged one is checked at the end like any other; here, only counted.
             let to_victim: Vec<_> = workload.writes[before..]
                 .iter()
                 .filter(|write| write.host == victim)
                 .collect();
-            if to_victim.iter().all(|write| write.acked_at.is_some()) {
-                problems.push(format!(
-                    "{name}: host {} acknowledged all {} writes sent to it while its disk was full",
-                    victim + 1,
-                    to_victim.len()
-                ));
-            }
+            let acknowledged = to_victim
+                .iter()
+                .filter(|write| write.acked_at.is_some())
+                .count();
+            eprintln!(
+                "chaos: {name}: host {} acknowledged {acknowledged} of the {} writes sent to it while its disk was full",
+                victim + 1,
+                to_victim.len()
+            );
             let heal = Instant::now();
             hosts[victim].disk.free();
             converge(hosts).map(|_| heal.elapsed())
