@@ -113,6 +113,13 @@ pub const MAX_PING_FAILURES: u32 = 3;
 pub const REDIAL_BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub const REDIAL_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+/// For this long after its last connection closed, a peer (configured or not) is dialled
+/// again every [`REDIAL_BACKOFF_MIN`] rather than with the backoff: each dial starts with a
+/// fresh SYN (`transport::CONNECT_TIMEOUT`), so the office is whole again within about a
+/// second of a partition healing. Past it, a peer that is gone (switched off, moved) costs
+/// ever fewer dials.
+pub const FAST_REDIAL_FOR: Duration = Duration::from_secs(120);
+
 /// How long a peer whose last connection closed is redialled (with the backoff above) before
 /// the node leaves finding it again to mDNS and peer exchange. A partition longer than a
 /// capped connection survives (`socket`), a switch restarting or a node rebooting all end

@@ -1,5 +1,5 @@
-//! How the node's TCP connections retransmit: fast enough that a healed partition is
-//! noticed at once.
+//! How the node's TCP connections retransmit and give up: fast enough that a healed
+//! partition is noticed at once, and a connection cut off for longer is replaced.
 //!
 //! While a network is split, TCP retransmits whatever a connection has queued (gossip, a
 //! ping), doubling its retransmission timeout each time, from about 200 ms on a LAN up to
@@ -9,13 +9,18 @@
 //! per-socket cap on that timeout; capped at [`RETRANSMISSION_TIMEOUT_CAP`], the first
 //! packet after a heal goes out within a second.
 //!
-//! The cap has a price the kernel sets: a connection gives up after `tcp_retries2` (15)
-//! retransmissions of the same data, which at one a second is about 15 s of a partition
-//! rather than many minutes. The network actor redials a peer whose connection died
-//! (`actor::dialing`), so a longer partition ends in a fresh connection instead.
+//! A longer partition is not worth waiting out on the old connection: every kernel lets a
+//! socket give up once data it sent has gone unacknowledged for `TCP_USER_TIMEOUT`
+//! ([`UNACKNOWLEDGED_LIMIT`]). The connection closes, and the network actor dials the peer
+//! again every second with a fresh SYN (`actor::dialing`, `transport::CONNECT_TIMEOUT`), so
+//! the new connection is up within about a second of the heal. With the cap alone the
+//! kernel would give up after `tcp_retries2` (15) retransmissions, about 15 s; without the
+//! cap (older kernels) only after many minutes of ever rarer retransmissions.
 //!
-//! Older kernels (the 6.6 and 6.12 of current Raspberry Pi OS) refuse the option; the node
-//! says so once and its connections keep the kernel's backoff.
+//! Older kernels (the 6.6 and 6.12 of current Raspberry Pi OS) refuse the cap; the node
+//! says so once. Their connections keep the kernel's backoff for partitions shorter than
+//! the limit (a heal may take a few seconds to be noticed) and are replaced after it like
+//! everyone's.
 
 use std::{io, os::fd::AsRawFd, sync::Once, time::Duration};
 
@@ -25,21 +30,39 @@ use tracing::info;
 /// second is the smallest cap Linux accepts.
 pub const RETRANSMISSION_TIMEOUT_CAP: Duration = Duration::from_secs(1);
 
+/// How long data a connection sent may stay unacknowledged before the kernel closes the
+/// connection. Idle connections are not affected (nothing is outstanding), and a peer whose
+/// process is frozen still acknowledges through its kernel: only a peer that cannot be
+/// reached at all for this long loses the connection. Below the 15 s that the capped
+/// retransmissions would last anyway.
+pub const UNACKNOWLEDGED_LIMIT: Duration = Duration::from_secs(10);
+
 /// `TCP_RTO_MAX_MS` from `linux/tcp.h` (Linux 6.15); the libc crate does not name it yet.
 const TCP_RTO_MAX_MS: libc::c_int = 44;
 
 /// Caps `socket`'s retransmission timeout at [`RETRANSMISSION_TIMEOUT_CAP`]. Fails with
 /// `ENOPROTOOPT` on a kernel older than 6.15.
 pub fn cap_retransmission_timeout(socket: &impl AsRawFd) -> io::Result<()> {
-    let milliseconds = libc::c_int::try_from(RETRANSMISSION_TIMEOUT_CAP.as_millis())
-        .expect("the cap is a few seconds");
+    set_milliseconds(socket, TCP_RTO_MAX_MS, RETRANSMISSION_TIMEOUT_CAP)
+}
+
+/// Makes the kernel close `socket` once data it sent has waited [`UNACKNOWLEDGED_LIMIT`]
+/// for an acknowledgement (`TCP_USER_TIMEOUT`, Linux 2.6.37).
+pub fn limit_unacknowledged_time(socket: &impl AsRawFd) -> io::Result<()> {
+    set_milliseconds(socket, libc::TCP_USER_TIMEOUT, UNACKNOWLEDGED_LIMIT)
+}
+
+/// Sets a TCP option whose value is a duration in milliseconds.
+fn set_milliseconds(socket: &impl AsRawFd, option: libc::c_int, value: Duration) -> io::Result<()> {
+    let milliseconds = libc::c_int::try_from(value.as_millis())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "duration out of range"))?;
     // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a pointer to a live c_int,
     // and the descriptor is borrowed from an open socket for the length of the call.
     let result = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::IPPROTO_TCP,
-            TCP_RTO_MAX_MS,
+            option,
             (&raw const milliseconds).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -51,15 +74,25 @@ pub fn cap_retransmission_timeout(socket: &impl AsRawFd) -> io::Result<()> {
     }
 }
 
-/// Caps a new connection's retransmission timeout, saying once per process when the kernel
-/// cannot; a connection is never refused for it.
+/// Caps a new connection's retransmission timeout and limits how long its data may go
+/// unacknowledged, saying once per process when the kernel cannot; a connection is never
+/// refused for it.
 pub fn tune(socket: &impl AsRawFd) {
-    static UNSUPPORTED: Once = Once::new();
+    static NO_CAP: Once = Once::new();
+    static NO_LIMIT: Once = Once::new();
     if let Err(error) = cap_retransmission_timeout(socket) {
-        UNSUPPORTED.call_once(|| {
+        NO_CAP.call_once(|| {
             info!(
                 %error,
-                "this kernel cannot cap TCP's retransmission timeout (TCP_RTO_MAX_MS, Linux 6.15 and later): after a network partition heals, the office may take several seconds to notice"
+                "this kernel cannot cap TCP's retransmission timeout (TCP_RTO_MAX_MS, Linux 6.15 and later): after a network partition shorter than 10 s heals, the office may take a few seconds to notice"
+            );
+        });
+    }
+    if let Err(error) = limit_unacknowledged_time(socket) {
+        NO_LIMIT.call_once(|| {
+            info!(
+                %error,
+                "cannot limit how long a TCP connection's data may go unacknowledged (TCP_USER_TIMEOUT): connections cut off by a network partition last for minutes"
             );
         });
     }
@@ -71,7 +104,7 @@ mod tests {
 
     use super::*;
 
-    fn read_cap(socket: &TcpStream) -> io::Result<libc::c_int> {
+    fn read(socket: &TcpStream, option: libc::c_int) -> io::Result<libc::c_int> {
         let mut value: libc::c_int = 0;
         let mut length = size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: getsockopt writes at most `length` bytes into a live c_int and the new
@@ -80,7 +113,7 @@ mod tests {
             libc::getsockopt(
                 socket.as_raw_fd(),
                 libc::IPPROTO_TCP,
-                TCP_RTO_MAX_MS,
+                option,
                 (&raw mut value).cast(),
                 &raw mut length,
             )
@@ -98,7 +131,7 @@ mod tests {
     fn the_retransmission_timeout_is_capped_where_the_kernel_can() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let before = read_cap(&socket);
+        let before = read(&socket, TCP_RTO_MAX_MS);
         match cap_retransmission_timeout(&socket) {
             Ok(()) => {
                 assert_eq!(
@@ -106,12 +139,25 @@ mod tests {
                     120_000,
                     "the kernel's default cap is 2 minutes"
                 );
-                assert_eq!(read_cap(&socket).unwrap(), 1000);
+                assert_eq!(read(&socket, TCP_RTO_MAX_MS).unwrap(), 1000);
             }
             Err(error) => {
                 assert_eq!(error.raw_os_error(), Some(libc::ENOPROTOOPT), "{error}");
                 assert!(before.is_err());
             }
         }
+    }
+
+    #[test]
+    fn unacknowledged_data_is_given_ten_seconds() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert_eq!(
+            read(&socket, libc::TCP_USER_TIMEOUT).unwrap(),
+            0,
+            "no limit by default"
+        );
+        limit_unacknowledged_time(&socket).unwrap();
+        assert_eq!(read(&socket, libc::TCP_USER_TIMEOUT).unwrap(), 10_000);
     }
 }

@@ -18,9 +18,10 @@
 //! can log one clear line. Nothing extra goes on the wire: the header is handed on to
 //! multistream-select untouched, so go-libp2p and js-libp2p peers with the same key connect.
 //!
-//! Every TCP connection, dialled or accepted, gets its retransmission timeout capped first
-//! (`super::socket`), so a connection that lived through a partition speaks again within a
-//! second of the heal.
+//! Every TCP connection, dialled or accepted, gets its retransmission timeout capped and a
+//! limit on how long sent data may stay unacknowledged (`super::socket`), so a connection
+//! that lived through a short partition speaks again within a second of the heal and one cut
+//! off longer is closed and dialled afresh. A TCP dial gives up after [`CONNECT_TIMEOUT`].
 //!
 //! Built with the `bench` feature, a benchmark may also put an artificial latency under
 //! pnet and count what the links carry (`super::delay`).
@@ -61,6 +62,13 @@ use super::{SwarmKey, socket};
 /// negotiated multiplexer. A LAN handshake takes milliseconds; a Pi on a slow Wi-Fi link a
 /// second or two; a lookup whose DNS server does not answer gives up within this too.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a TCP dial may wait for the peer to answer its SYN: the first SYN and one
+/// retransmission (Linux sends it 1 s later). A LAN answers in milliseconds. Past this the
+/// dial fails and the next one starts with a fresh SYN, rather than the kernel spacing its
+/// retransmissions 2, 4, 8 ... s apart: a peer redialled every second while it is lost
+/// (`actor::dialing`) is reached within about a second of a partition healing.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long each step of the private-network handshake may take: the nonce exchange, then
 /// (listening) the dialer's first line. A libp2p peer sends both at once.
@@ -111,10 +119,14 @@ pub enum BaseTransport {
 pub type NodeTransport = Boxed<(PeerId, StreamMuxerBox)>;
 
 /// The sockets under everything: TCP, and memory channels when asked.
-type Sockets = OrTransport<tcp::tokio::Transport, OptionalTransport<MemoryTransport>>;
+type Sockets =
+    OrTransport<TransportTimeout<tcp::tokio::Transport>, OptionalTransport<MemoryTransport>>;
 
 fn sockets(base: BaseTransport) -> Sockets {
-    let tcp = tcp::tokio::Transport::new(tcp::Config::new().nodelay(true));
+    let tcp = TransportTimeout::with_outgoing_timeout(
+        tcp::tokio::Transport::new(tcp::Config::new().nodelay(true)),
+        CONNECT_TIMEOUT,
+    );
     let memory = match base {
         BaseTransport::Tcp => OptionalTransport::none(),
         BaseTransport::TcpAndMemory => OptionalTransport::some(MemoryTransport::default()),

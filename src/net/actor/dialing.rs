@@ -1,8 +1,13 @@
 //! Dialing and discovery: bootstrap peers redialled with backoff, dial failures named by the
 //! address as configured, lost peers redialled for a while, mDNS, identify and ping
 //! (liveness).
+//!
+//! A peer whose last connection closed, configured or not, is dialled every second for
+//! [`FAST_REDIAL_FOR`], and again at once when a dial fails after that second: each dial
+//! sends a fresh SYN (a TCP dial gives up after `transport::CONNECT_TIMEOUT`), so when a
+//! partition heals one is on the wire within about a second. After that the dials back off.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use libp2p::{
     Multiaddr, PeerId, identify, mdns, ping,
@@ -18,8 +23,8 @@ use super::{Net, describe_dial_error, dial_opts, with_peer};
 use crate::{
     backoff::Backoff,
     net::{
-        LOST_PEER_REDIAL_FOR, MAX_PEERS, MAX_PING_FAILURES, NetError, REDIAL_BACKOFF_MAX,
-        REDIAL_BACKOFF_MIN, is_loopback,
+        FAST_REDIAL_FOR, LOST_PEER_REDIAL_FOR, MAX_PEERS, MAX_PING_FAILURES, NetError,
+        REDIAL_BACKOFF_MAX, REDIAL_BACKOFF_MIN, is_loopback,
     },
 };
 
@@ -29,6 +34,21 @@ pub(super) struct Lost {
     backoff: Backoff,
     next_attempt: Instant,
     since: Instant,
+}
+
+/// The wait before the next dial of a peer: every [`REDIAL_BACKOFF_MIN`] while its last
+/// connection closed less than [`FAST_REDIAL_FOR`] ago, else the backoff's next wait.
+pub(super) fn redial_delay(
+    backoff: &mut Backoff,
+    lost_at: Option<Instant>,
+    now: Instant,
+) -> Duration {
+    match lost_at {
+        Some(lost_at) if now.saturating_duration_since(lost_at) < FAST_REDIAL_FOR => {
+            REDIAL_BACKOFF_MIN
+        }
+        _ => backoff.next_delay(),
+    }
 }
 
 impl Net {
@@ -69,7 +89,8 @@ impl Net {
             if connected || now < bootstrap.next_attempt {
                 continue;
             }
-            bootstrap.next_attempt = now + bootstrap.backoff.next_delay();
+            bootstrap.next_attempt =
+                now + redial_delay(&mut bootstrap.backoff, bootstrap.lost_at, now);
             let address = match bootstrap.peer {
                 // Once known, dial by peer id, so a crossing dial from the peer wins.
                 Some(peer) => with_peer(&bootstrap.address, peer),
@@ -115,7 +136,7 @@ impl Net {
             peer,
             Lost {
                 addresses,
-                next_attempt: now + backoff.next_delay(),
+                next_attempt: now + redial_delay(&mut backoff, Some(now), now),
                 backoff,
                 since: now,
             },
@@ -136,7 +157,7 @@ impl Net {
         let mut due = Vec::new();
         for (peer, lost) in &mut self.lost {
             if now >= lost.next_attempt {
-                lost.next_attempt = now + lost.backoff.next_delay();
+                lost.next_attempt = now + redial_delay(&mut lost.backoff, Some(lost.since), now);
                 due.push((*peer, lost.addresses.clone()));
             }
         }
@@ -221,5 +242,41 @@ impl Net {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_lost_a_moment_ago_is_dialled_every_second_then_with_backoff() {
+        let lost_at = Instant::now();
+        let mut backoff = Backoff::new(REDIAL_BACKOFF_MIN, REDIAL_BACKOFF_MAX);
+        let fast: Vec<Duration> = (0..5)
+            .map(|second| {
+                redial_delay(
+                    &mut backoff,
+                    Some(lost_at),
+                    lost_at + Duration::from_secs(second * 20),
+                )
+            })
+            .collect();
+        assert_eq!(fast, vec![REDIAL_BACKOFF_MIN; 5]);
+        let later = lost_at + FAST_REDIAL_FOR;
+        let slow: Vec<u64> = (0..4)
+            .map(|_| redial_delay(&mut backoff, Some(lost_at), later).as_secs())
+            .collect();
+        assert_eq!(slow, [1, 2, 4, 8]);
+    }
+
+    #[test]
+    fn a_peer_never_connected_is_dialled_with_backoff() {
+        let now = Instant::now();
+        let mut backoff = Backoff::new(REDIAL_BACKOFF_MIN, REDIAL_BACKOFF_MAX);
+        let waits: Vec<u64> = (0..4)
+            .map(|_| redial_delay(&mut backoff, None, now).as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8]);
     }
 }

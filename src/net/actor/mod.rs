@@ -137,6 +137,8 @@ struct Bootstrap {
     peer: Option<PeerId>,
     backoff: Backoff,
     next_attempt: Instant,
+    /// When its last connection closed, if it was ever connected.
+    lost_at: Option<Instant>,
 }
 
 /// A reply from the node (or its absence after [`REPLY_TIMEOUT`]).
@@ -250,6 +252,7 @@ impl Net {
                 address,
                 backoff: Backoff::new(REDIAL_BACKOFF_MIN, REDIAL_BACKOFF_MAX),
                 next_attempt: now,
+                lost_at: None,
             })
             .collect();
         let mut net = Net {
@@ -595,6 +598,11 @@ impl Net {
             None => info!(%peer, "peer disconnected"),
         }
         let dropped = self.dropping.remove(&peer);
+        for bootstrap in &mut self.bootstrap {
+            if bootstrap.peer == Some(peer) {
+                bootstrap.lost_at = (!dropped).then(Instant::now);
+            }
+        }
         if let Some(state) = self.peers.remove(&peer)
             && !dropped
         {
@@ -631,13 +639,20 @@ impl Net {
             (DialError::Denied { cause }, _) if cause.downcast_ref::<NotAllowed>().is_some() => {
                 self.refuse(None, peer, Refusal::NotAllowed);
             }
-            (error, Some(index)) => self.bootstrap_dial_failed(index, &error),
+            (error, Some(index)) => {
+                self.bootstrap_dial_failed(index, &error);
+                // Lost a moment ago and due again: the next SYN goes out now, not at the tick.
+                self.redial_bootstrap();
+            }
             (DialError::Transport(errors), None) => {
                 for (address, error) in errors {
                     debug!(%address, ?error, "dial failed");
                 }
             }
             (error, None) => debug!(?peer, %error, "dial failed"),
+        }
+        if peer.is_some_and(|peer| self.lost.contains_key(&peer)) {
+            self.redial_lost();
         }
     }
 

@@ -51,6 +51,66 @@ fn sort(value: &mut Value) {
     }
 }
 
+/// Where two states first differ: a path into them and each side's value there (shortened),
+/// for a message saying what keeps two nodes apart.
+pub fn first_difference(a: &Value, b: &Value) -> Option<String> {
+    fn shown(value: Option<&Value>) -> String {
+        let text = value.map_or_else(|| "nothing".to_owned(), Value::to_string);
+        if text.chars().count() > 400 {
+            format!("{}...", text.chars().take(400).collect::<String>())
+        } else {
+            text
+        }
+    }
+    /// `within`: the objects holding `a` and `b`, shown when they differ in a plain value.
+    fn walk(
+        a: Option<&Value>,
+        b: Option<&Value>,
+        path: String,
+        within: (Option<&Value>, Option<&Value>),
+    ) -> Option<String> {
+        if a == b {
+            return None;
+        }
+        match (a, b) {
+            (Some(Value::Object(x)), Some(Value::Object(y))) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                keys.into_iter().find_map(|key| {
+                    walk(x.get(key), y.get(key), format!("{path}/{key}"), (a, b))
+                })
+            }
+            (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() => {
+                (0..x.len()).find_map(|index| {
+                    walk(x.get(index), y.get(index), format!("{path}/{index}"), within)
+                })
+            }
+            // Lists of different lengths: what one holds and the other does not.
+            (Some(Value::Array(x)), Some(Value::Array(y))) => {
+                let only = |from: &[Value], other: &[Value]| {
+                    from.iter().find(|item| !other.contains(item)).cloned()
+                };
+                Some(format!(
+                    "at {path}: {} items vs {}; only in the first: {}; only in the second: {}",
+                    x.len(),
+                    y.len(),
+                    shown(only(x, y).as_ref()),
+                    shown(only(y, x).as_ref())
+                ))
+            }
+            _ => Some(format!(
+                "at {path}: {} vs {} (in {} vs {})",
+                shown(a),
+                shown(b),
+                shown(within.0),
+                shown(within.1)
+            )),
+        }
+    }
+    walk(Some(a), Some(b), String::new(), (None, None))
+}
+
 /// A short account of a state, for a message saying how two nodes differ.
 pub fn summary(state: &Value) -> String {
     let count = |field: &str| state[field].as_array().map_or(0, Vec::len);

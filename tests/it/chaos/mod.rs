@@ -9,8 +9,10 @@
 //!
 //! `OFFICEMESH_CHAOS_S` is the schedule's length in seconds (180 by default, what CI runs;
 //! at least one round of every fault runs whatever it says), `OFFICEMESH_CHAOS_SEED` the seed
-//! (random by default; printed, so a failure replays). `scripts/chaos [SECONDS] [SEED]` runs
-//! it. Needs root, iproute2, nftables and faketime (`scripts/test` installs them).
+//! (random by default; printed, so a failure replays), `OFFICEMESH_CHAOS_NEMESES` a
+//! comma-separated list of the faults to draw from (all by default; for example
+//! `halves,cutoff,bridge` to measure heals after partitions). `scripts/chaos [SECONDS] [SEED]`
+//! runs it. Needs root, iproute2, nftables and faketime (`scripts/test` installs them).
 
 mod boot;
 mod checker;
@@ -28,7 +30,7 @@ use officemesh::sim::SimRng;
 use serde_json::Value;
 
 use self::{
-    checker::{check_announcements, check_writes, comparable, summary},
+    checker::{check_announcements, check_writes, comparable, first_difference, summary},
     lab::{DISK_DIR_PREFIX, Disk, Switch, Webhook},
     workload::{ALARM_ABOVE, ALARM_ROOM, Target, Workload},
 };
@@ -157,6 +159,24 @@ struct Figures {
     announcements: usize,
 }
 
+/// The faults `OFFICEMESH_CHAOS_NEMESES` names (by their names here, in any case), or all.
+fn nemeses_from_env() -> Vec<Nemesis> {
+    let Ok(text) = std::env::var("OFFICEMESH_CHAOS_NEMESES") else {
+        return NEMESES.to_vec();
+    };
+    text.split(',')
+        .map(|name| {
+            let name = name.trim();
+            NEMESES
+                .into_iter()
+                .find(|nemesis| format!("{nemesis:?}").eq_ignore_ascii_case(name))
+                .unwrap_or_else(|| {
+                    panic!("OFFICEMESH_CHAOS_NEMESES: no fault is called {name:?}; the faults are {NEMESES:?}")
+                })
+        })
+        .collect()
+}
+
 fn env_number(name: &str) -> Option<u64> {
     let text = std::env::var(name).ok()?;
     Some(
@@ -277,12 +297,13 @@ fn run(switch: &Switch, seed: u64, length: Duration) -> Vec<String> {
         ));
     }
 
+    let nemeses = nemeses_from_env();
     let mut workload = Workload::new(rng.fork(), HOSTS);
     let start = Instant::now();
     let mut round = 0;
     let mut episode = 0;
     while round == 0 || start.elapsed() < length {
-        let mut deck = NEMESES;
+        let mut deck = nemeses.clone();
         rng.shuffle(&mut deck);
         for nemesis in deck {
             if round > 0 && start.elapsed() >= length {
@@ -662,9 +683,11 @@ fn converge(hosts: &[Host]) -> Option<Value> {
     }
 }
 
-/// Which parts of each node's state differ from the first node's.
+/// Which parts of each node's state differ from the first node's, and where the first
+/// differing node differs first.
 fn differences(states: &[Value]) -> String {
     let mut parts = Vec::new();
+    let mut first = None;
     for (index, state) in states.iter().enumerate().skip(1) {
         let differing: Vec<&str> = ["rooms", "devices", "people", "nodes", "alerts"]
             .into_iter()
@@ -672,9 +695,17 @@ fn differences(states: &[Value]) -> String {
             .collect();
         if !differing.is_empty() {
             parts.push(format!("host {} in {}", index + 1, differing.join(", ")));
+            first = first.or_else(|| {
+                first_difference(&states[0], state)
+                    .map(|difference| format!("; host 1 vs host {}: {difference}", index + 1))
+            });
         }
     }
-    format!("{} (against host 1)", parts.join("; "))
+    format!(
+        "{} (against host 1){}",
+        parts.join("; "),
+        first.unwrap_or_default()
+    )
 }
 
 /// How the nodes' states differ, for a message.
