@@ -477,6 +477,16 @@ impl Office {
                 if report.changed() {
                     self.changed();
                 }
+                if report.forgotten_own > 0 {
+                    // Its own entry from before a crash may outrank the one written at this
+                    // start (a clock set back): written again, it replaces both.
+                    info!(
+                        writes = report.forgotten_own,
+                        peer = %from,
+                        "a peer holds writes this node made before it restarted and had not saved; describing this node again"
+                    );
+                    self.announce().await;
+                }
                 for (key, dot, reading) in fresh {
                     let admitted = self
                         .replica

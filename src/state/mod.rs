@@ -234,6 +234,11 @@ pub struct MergeReport {
     /// seen: writes that never reached this node (gossip lost in a partition, or dropped),
     /// which a pull from the sender brings at once instead of at the next periodic sync.
     pub gap: bool,
+    /// Writes of this node's own that this replica did not know: made before a crash, after
+    /// its last save, and kept by peers. Its newer writes to the same keys are concurrent
+    /// with them, and one stamped by a clock that went back loses to them; writing the key
+    /// again now that the old write is known replaces it.
+    pub forgotten_own: usize,
 }
 
 impl MergeReport {
@@ -568,6 +573,11 @@ impl Replica {
         for_each_part(&mut admit);
 
         report.gap = self.shows_gap(&delta);
+        report.forgotten_own = delta
+            .store
+            .dots()
+            .filter(|(_, dot)| dot.writer == self.id && !self.state.context.contains(dot))
+            .count();
         let count = self.state.join(&delta);
         report.added = count.added;
         report.removed = count.removed;

@@ -672,3 +672,61 @@ fn a_delta_that_skips_writes_of_its_writer_shows_a_gap() {
         "a batch that replaced its own write misses nothing"
     );
 }
+
+/// A node whose last description was never saved, restarted with its clock set back: the
+/// peers' copy of the old description is stamped later than the new one, so merging it is
+/// reported, and the next description written replaces both everywhere.
+#[test]
+fn a_restarted_node_is_told_of_its_forgotten_writes_and_its_next_write_replaces_them() {
+    let announce = |replica: &mut Replica, started_at_ms: u64, physical_ms: u64| {
+        replica
+            .announce(
+                NodeName::new("a").unwrap(),
+                room(0),
+                Version::new("0.1.0").unwrap(),
+                started_at_ms,
+                physical_ms,
+            )
+            .unwrap()
+    };
+    let started_at = |replica: &Replica| -> Vec<u64> {
+        let me = replica.id().clone();
+        replica
+            .latest::<NodeInfo>()
+            .filter(|(id, _)| **id == me)
+            .map(|(_, info)| info.started_at_ms)
+            .collect()
+    };
+    let (mut a, mut b) = (replica(0), replica(1));
+    let saved = a.snapshot();
+    let unsaved = announce(&mut a, START_MS, START_MS);
+    merge(&mut b, unsaved, &a, START_MS);
+
+    // Killed before it saved; restarted believing it is 1970.
+    let mut restored = Replica::restore(saved, RETENTION_MS);
+    restored.snapshot();
+    announce(&mut restored, 5, 5);
+    assert_eq!(started_at(&restored), [5]);
+    let report = sync(&mut restored, &b, 10);
+    assert_eq!(report.forgotten_own, 1, "b holds one write a forgot");
+    assert_eq!(
+        started_at(&restored),
+        [START_MS],
+        "the forgotten entry is stamped later and shows, until written again"
+    );
+    assert_eq!(
+        sync(&mut restored, &b, 11).forgotten_own,
+        0,
+        "known now: not reported again"
+    );
+
+    let again = announce(&mut restored, 5, 20);
+    assert_eq!(started_at(&restored), [5]);
+    merge(&mut b, again, &restored, START_MS + 1);
+    assert_eq!(started_at(&b), Vec::<u64>::new(), "b's own entry is b's");
+    let entries: Vec<u64> = b
+        .latest::<NodeInfo>()
+        .map(|(_, info)| info.started_at_ms)
+        .collect();
+    assert_eq!(entries, [5], "b holds a's new entry only");
+}
