@@ -1,8 +1,9 @@
 //! Join tokens: one line that carries an office's swarm key and the addresses of one of its
 //! nodes, printed by `officemesh invite` and taken by `officemesh up --join TOKEN`.
 //!
-//! Format: `om1-<64 hex digits of the key>@<multiaddr>,<multiaddr>...`. Multiaddrs contain
-//! neither `@` nor `,`, so the token splits without escaping. The token holds the office's
+//! Format: `om1-<64 hex digits of the key>@<multiaddr>,<multiaddr>...`. An address that
+//! libp2p would print with `@` or `,` in it (a percent-encoded path of `/x-parity-ws` can
+//! decode to either) is refused, so the token splits without escaping. The token holds the office's
 //! secret: hand it over as you would a password.
 
 use std::{fmt, str::FromStr};
@@ -78,7 +79,12 @@ impl FromStr for JoinToken {
                 if address.chars().any(|c| c.is_whitespace() || c.is_control()) {
                     return Err(refused());
                 }
-                address.parse().map_err(|_| refused())
+                let parsed: Multiaddr = address.parse().map_err(|_| refused())?;
+                // Printed, it must not split the token differently.
+                if parsed.to_string().contains([',', '@']) {
+                    return Err(refused());
+                }
+                Ok(parsed)
             })
             .collect::<Result<_, _>>()?;
         Ok(JoinToken {
@@ -196,6 +202,26 @@ mod tests {
         let text = format!("om1-{key}@/dns4/pi-kitchen.lan/tcp/7879\n");
         let token = text.parse::<JoinToken>().unwrap();
         assert_eq!(token.to_string().parse::<JoinToken>().unwrap(), token);
+    }
+
+    /// Found by fuzzing: a percent-encoded websocket path parsed, and libp2p printed it with a
+    /// bare `,` or `@`, which split the printed token into other addresses.
+    #[test]
+    fn an_address_printed_with_a_separator_is_refused() {
+        let key = "61".repeat(32);
+        for address in [
+            "/ip4/192.0.2.1/tcp/1/x-parity-ws/%2C",
+            "/ip4/192.0.2.1/tcp/1/x-parity-ws/a%40b",
+        ] {
+            let printed = address.parse::<Multiaddr>().unwrap().to_string();
+            assert!(printed.contains([',', '@']), "libp2p prints {printed:?}");
+            let text = format!("om1-{key}@{address}");
+            assert_eq!(
+                text.parse::<JoinToken>().unwrap_err(),
+                JoinTokenError::Address(address.into()),
+                "{text:?}"
+            );
+        }
     }
 
     proptest::proptest! {

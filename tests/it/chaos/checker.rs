@@ -77,15 +77,18 @@ pub fn first_difference(a: &Value, b: &Value) -> Option<String> {
                 let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
                 keys.sort();
                 keys.dedup();
-                keys.into_iter().find_map(|key| {
-                    walk(x.get(key), y.get(key), format!("{path}/{key}"), (a, b))
-                })
+                keys.into_iter()
+                    .find_map(|key| walk(x.get(key), y.get(key), format!("{path}/{key}"), (a, b)))
             }
-            (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() => {
-                (0..x.len()).find_map(|index| {
-                    walk(x.get(index), y.get(index), format!("{path}/{index}"), within)
-                })
-            }
+            (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() => (0..x.len())
+                .find_map(|index| {
+                    walk(
+                        x.get(index),
+                        y.get(index),
+                        format!("{path}/{index}"),
+                        within,
+                    )
+                }),
             // Lists of different lengths: what one holds and the other does not.
             (Some(Value::Array(x)), Some(Value::Array(y))) => {
                 let only = |from: &[Value], other: &[Value]| {

@@ -673,7 +673,7 @@ fn converge(hosts: &[Host]) -> Option<Value> {
             told = true;
             eprintln!(
                 "chaos: still differing after {HEAL_GOAL:?}: {}",
-                states.map_or_else(|error| error, |states| differences(&states))
+                states.map_or_else(|error| error, |states| differences(hosts, &states))
             );
         }
         if start.elapsed() >= PATIENCE {
@@ -685,7 +685,7 @@ fn converge(hosts: &[Host]) -> Option<Value> {
 
 /// Which parts of each node's state differ from the first node's, and where the first
 /// differing node differs first.
-fn differences(states: &[Value]) -> String {
+fn differences(hosts: &[Host], states: &[Value]) -> String {
     let mut parts = Vec::new();
     let mut first = None;
     for (index, state) in states.iter().enumerate().skip(1) {
@@ -701,11 +701,18 @@ fn differences(states: &[Value]) -> String {
             });
         }
     }
-    format!(
+    // Node ids as the hosts they are.
+    let mut text = format!(
         "{} (against host 1){}",
         parts.join("; "),
         first.unwrap_or_default()
-    )
+    );
+    for (index, host) in hosts.iter().enumerate() {
+        if !host.peer_id.is_empty() {
+            text = text.replace(&host.peer_id, &format!("<host {}>", index + 1));
+        }
+    }
+    text
 }
 
 /// How the nodes' states differ, for a message.
