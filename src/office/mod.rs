@@ -478,13 +478,24 @@ impl Office {
                     self.changed();
                 }
                 if report.forgotten_own > 0 {
-                    // Its own entry from before a crash may outrank the one written at this
-                    // start (a clock set back): written again, it replaces both.
                     info!(
                         writes = report.forgotten_own,
                         peer = %from,
-                        "a peer holds writes this node made before it restarted and had not saved; describing this node again"
+                        "a peer holds writes this node made before it restarted and had not saved; publishing them again"
                     );
+                    // Writes of this node's that a peer held for it (acknowledged) or that
+                    // reached only some peers: nobody else publishes them, so without this
+                    // the rest of the office would wait for a periodic sync.
+                    let _ = self
+                        .outbox
+                        .send(Outgoing {
+                            delta: admitted.of_writer(self.replica.id()),
+                            urgent: true,
+                            held: None,
+                        })
+                        .await;
+                    // Its own entry from before the crash may outrank the one written at
+                    // this start (a clock set back): written again, it replaces both.
                     self.announce().await;
                 }
                 for (key, dot, reading) in fresh {

@@ -98,6 +98,41 @@ pub struct Delta {
 }
 
 impl Delta {
+    /// The part of this delta that `writer` wrote: its writes, and what the context says of
+    /// its sequence numbers (what they replaced). A valid delta on its own, which `writer`
+    /// may publish as its own.
+    pub fn of_writer(&self, writer: &NodeId) -> Delta {
+        struct Keep<'a> {
+            from: &'a Delta,
+            writer: &'a NodeId,
+            out: Delta,
+        }
+        impl PartVisitor for Keep<'_> {
+            fn visit<E: Entry>(&mut self) {
+                for (key, dot, value) in E::part(&self.from.store).iter() {
+                    if dot.writer == *self.writer {
+                        E::part_mut(&mut self.out.store).insert(
+                            key.clone(),
+                            dot.clone(),
+                            value.clone(),
+                        );
+                    }
+                }
+            }
+        }
+        let mut keep = Keep {
+            from: self,
+            writer,
+            out: Delta::default(),
+        };
+        for_each_part(&mut keep);
+        let mut out = keep.out;
+        if let Some(seen) = self.context.get(writer) {
+            out.context.insert_set(writer.clone(), seen);
+        }
+        out
+    }
+
     /// The lattice join of two office states, part by part, then the contexts.
     ///
     /// Commutative, associative and idempotent because each part's join is (see

@@ -707,8 +707,23 @@ fn a_restarted_node_is_told_of_its_forgotten_writes_and_its_next_write_replaces_
     restored.snapshot();
     announce(&mut restored, 5, 5);
     assert_eq!(started_at(&restored), [5]);
-    let report = sync(&mut restored, &b, 10);
+    let answer = b.missing_for(&restored.digest());
+    let (report, admitted) = restored.merge_admitted(answer, b.id(), 10);
     assert_eq!(report.forgotten_own, 1, "b holds one write a forgot");
+    // What a publishes again: the forgotten write, which a third node takes as a's.
+    let forgotten = admitted.of_writer(restored.id());
+    let unsaved_dot = a.state().store.nodes.iter().next().unwrap().1.clone();
+    assert_eq!(
+        forgotten
+            .store
+            .dots()
+            .map(|(_, dot)| dot.clone())
+            .collect::<Vec<_>>(),
+        [unsaved_dot]
+    );
+    let mut c = replica(2);
+    assert!(c.merge(forgotten, restored.id(), 12).rejected.is_empty());
+    assert_eq!(c.latest::<NodeInfo>().count(), 1);
     assert_eq!(
         started_at(&restored),
         [START_MS],

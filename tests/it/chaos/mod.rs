@@ -11,7 +11,8 @@
 //! at least one round of every fault runs whatever it says), `OFFICEMESH_CHAOS_SEED` the seed
 //! (random by default; printed, so a failure replays), `OFFICEMESH_CHAOS_NEMESES` a
 //! comma-separated list of the faults to draw from (all by default; for example
-//! `halves,cutoff,bridge` to measure heals after partitions). `scripts/chaos [SECONDS] [SEED]`
+//! `halves,cutoff,bridge` to measure heals after partitions); with `OFFICEMESH_CHAOS_KEEP_LOGS`
+//! set, the nodes' logs are kept after a run that passed too (always after one that failed). `scripts/chaos [SECONDS] [SEED]`
 //! runs it. Needs root, iproute2, nftables and faketime (`scripts/test` installs them).
 
 mod boot;
@@ -387,6 +388,11 @@ fn run(switch: &Switch, seed: u64, length: Duration) -> Vec<String> {
             "the nodes' logs are in {}",
             keep_logs(seed, &hosts).display()
         ));
+    } else if std::env::var_os("OFFICEMESH_CHAOS_KEEP_LOGS").is_some() {
+        eprintln!(
+            "chaos: the nodes' logs are in {}",
+            keep_logs(seed, &hosts).display()
+        );
     }
     figures.acknowledged = workload
         .writes
