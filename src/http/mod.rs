@@ -285,6 +285,7 @@ impl From<OfficeError> for ApiError {
         let status = match &error {
             OfficeError::Write(WriteError::Invalid(_)) => StatusCode::BAD_REQUEST,
             OfficeError::Write(WriteError::UnknownAlert(_)) => StatusCode::NOT_FOUND,
+            OfficeError::Write(WriteError::TooManyEntries) => StatusCode::INSUFFICIENT_STORAGE,
             OfficeError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
             OfficeError::Write(WriteError::LeaseExhausted { .. })
             | OfficeError::Save(_)

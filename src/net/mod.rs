@@ -269,13 +269,16 @@ pub enum Verdict {
 impl Verdict {
     /// The verdict on a merge: a write its writer may not make, an invalid value or an
     /// impossible sequence number is the sender's fault (reject); a stamp too far ahead of
-    /// this node's clock may be this node's clock (ignore, do not forward); a merge that
-    /// changed nothing is a duplicate (ignore).
+    /// this node's clock may be this node's clock, and a writer past its entries may have
+    /// had other entries admitted here than at the sender (ignore, do not forward; the node
+    /// names the writer); a merge that changed nothing is a duplicate (ignore).
     pub fn of(report: &MergeReport) -> Self {
-        let sender_at_fault = report
-            .rejected
-            .iter()
-            .any(|rejection| !matches!(rejection.reason, RejectReason::ClockAhead(_)));
+        let sender_at_fault = report.rejected.iter().any(|rejection| {
+            !matches!(
+                rejection.reason,
+                RejectReason::ClockAhead(_) | RejectReason::TooManyEntries { .. }
+            )
+        });
         if sender_at_fault {
             Verdict::Reject
         } else if !report.rejected.is_empty() || !report.changed() {

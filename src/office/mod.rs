@@ -26,6 +26,7 @@ pub mod config;
 pub mod write;
 
 use std::{
+    collections::HashSet,
     mem,
     sync::{
         Arc,
@@ -43,8 +44,8 @@ use tracing::{debug, error, info, warn};
 pub use self::write::Write;
 use crate::{
     state::{
-        Delta, Digest, MergeReport, NodeId, NodeName, ReadingKey, Replica, Room, SEQ_LEASE,
-        Version, WriteError, keep,
+        Delta, Digest, MAX_ENTRIES_PER_WRITER, MergeReport, NodeId, NodeName, ReadingKey,
+        RejectReason, Replica, Room, SEQ_LEASE, Version, WriteError, keep,
     },
     store::{HistoryRow, ReplicaSave, SaveOutcome, StoreError, StoreHandle, SyncMode},
 };
@@ -297,6 +298,8 @@ pub struct Office {
     /// How long an acknowledged reading waits for a peer to hold it before it is synced
     /// here instead (`[store] peer_hold_ms`); zero: always synced here.
     peer_hold: Duration,
+    /// Writers named in the log for having more entries than one writer may have.
+    named_over_cap: HashSet<NodeId>,
 }
 
 impl Office {
@@ -341,6 +344,7 @@ impl Office {
             waiting: Vec::new(),
             save_interval,
             peer_hold: Duration::ZERO,
+            named_over_cap: HashSet::new(),
         };
         let handle = OfficeHandle {
             commands: commands_tx,
@@ -476,6 +480,17 @@ impl Office {
                 }
                 if report.changed() {
                     self.changed();
+                }
+                for rejection in &report.rejected {
+                    if let RejectReason::TooManyEntries { writer } = &rejection.reason
+                        && self.named_over_cap.insert(writer.clone())
+                    {
+                        warn!(
+                            %writer,
+                            peer = %from,
+                            "node {writer} writes more entries than one node may have ({MAX_ENTRIES_PER_WRITER}); its new ones are refused"
+                        );
+                    }
                 }
                 if report.forgotten_own > 0 {
                     info!(

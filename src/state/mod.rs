@@ -18,7 +18,10 @@ pub mod query;
 mod series;
 mod values;
 
-use std::{collections::BTreeMap, fmt};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fmt,
+};
 
 use thiserror::Error;
 
@@ -44,6 +47,15 @@ pub const DEFAULT_RETENTION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 /// after the reservation, so it cannot reuse a number it handed out after saving. Saving
 /// every second, a node writing 10 readings per second would need a save every 27 hours.
 pub const SEQ_LEASE: u64 = 1 << 20;
+
+/// Most writes alive at once that one writer may have in a replica, all parts together.
+/// A node's own entries are its description, its sensors' readings, the devices it sees
+/// (within the presence retention), its alerts, and the targets and bindings set through it:
+/// tens to a few thousand in an office. A member that writes more (a bug, or a compromised
+/// node flooding entries under its own id) has its further new keys refused everywhere, so
+/// each writer costs a replica at most this many entries (about 4 MiB). The node's own writes
+/// are refused past it too, so an honest node is never refused by its peers.
+pub const MAX_ENTRIES_PER_WRITER: usize = 16_384;
 
 /// The data of an office state: its six parts.
 #[derive(Clone, PartialEq, Default, Debug)]
@@ -84,6 +96,15 @@ impl Store {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many writes alive in the store each writer made.
+    pub fn count_by_writer(&self) -> HashMap<NodeId, usize> {
+        let mut counts: HashMap<NodeId, usize> = HashMap::new();
+        for (_, dot) in self.dots() {
+            *counts.entry(dot.writer.clone()).or_default() += 1;
+        }
+        counts
     }
 }
 
@@ -244,6 +265,10 @@ pub enum RejectReason {
     ClockAhead(#[from] ClockAhead),
     #[error("sequence number {seq} is outside 1..={MAX_SEQ}")]
     SeqOutOfRange { seq: u64 },
+    #[error(
+        "writer {writer} already has {MAX_ENTRIES_PER_WRITER} entries, the most one writer may have"
+    )]
+    TooManyEntries { writer: NodeId },
 }
 
 /// An entry of a delta that was not merged, and who sent it.
@@ -293,6 +318,11 @@ pub enum WriteError {
     LeaseExhausted { ceiling: u64 },
     #[error("no alert {0:?} raised by this node")]
     UnknownAlert(String),
+    /// A new key past [`MAX_ENTRIES_PER_WRITER`]: peers would refuse it.
+    #[error(
+        "this node already has {MAX_ENTRIES_PER_WRITER} entries, the most one node may have; a new one waits until old ones expire"
+    )]
+    TooManyEntries,
 }
 
 /// What a replica saves, to be restored after a restart.
@@ -554,6 +584,18 @@ impl Replica {
                 ceiling: self.seq_ceiling,
             });
         }
+        let is_new_key = E::part(&self.state.store).get(&key).is_none();
+        if is_new_key
+            && self
+                .state
+                .store
+                .dots()
+                .filter(|(_, dot)| dot.writer == self.id)
+                .count()
+                >= MAX_ENTRIES_PER_WRITER
+        {
+            return Err(WriteError::TooManyEntries);
+        }
         let at = self.clock.tick(physical_ms);
         let value = make(at);
         value.validate(&key)?;
@@ -604,6 +646,8 @@ impl Replica {
             sender,
             physical_ms,
             report: &mut report,
+            existing: &self.state,
+            room: None,
         };
         for_each_part(&mut admit);
 
@@ -796,15 +840,61 @@ struct Admit<'a> {
     sender: &'a NodeId,
     physical_ms: u64,
     report: &'a mut MergeReport,
+    /// The replica's state before the merge.
+    existing: &'a Delta,
+    /// How many more new keys each writer may add: counted the first time a delta brings a
+    /// new key (a write to a key this replica holds, or one it has seen, never is), so a merge
+    /// of ordinary traffic costs no count.
+    room: Option<HashMap<NodeId, usize>>,
+}
+
+impl Admit<'_> {
+    /// Whether `writer` may add one more key, taking it from its room if so.
+    fn take_room(&mut self, writer: &NodeId) -> bool {
+        let existing = self.existing;
+        let room = self.room.get_or_insert_with(|| {
+            existing
+                .store
+                .count_by_writer()
+                .into_iter()
+                .map(|(writer, count)| (writer, MAX_ENTRIES_PER_WRITER.saturating_sub(count)))
+                .collect()
+        });
+        let left = room.entry(writer.clone()).or_insert(MAX_ENTRIES_PER_WRITER);
+        if *left == 0 {
+            return false;
+        }
+        *left -= 1;
+        true
+    }
 }
 
 impl PartVisitor for Admit<'_> {
     fn visit<E: Entry>(&mut self) {
+        // New keys past a writer's room are refused first, so the room is only counted when
+        // a delta brings keys this replica has never held.
+        let existing = self.existing;
+        let mut over: BTreeSet<Dot> = BTreeSet::new();
+        let fresh: Vec<Dot> = E::part(&self.delta.store)
+            .iter()
+            .filter(|(key, dot, _)| {
+                E::part(&existing.store).get(key).is_none() && !existing.context.contains(dot)
+            })
+            .map(|(_, dot, _)| dot.clone())
+            .collect();
+        for dot in fresh {
+            if !self.take_room(&dot.writer) {
+                over.insert(dot);
+            }
+        }
         let clock = &mut *self.clock;
         let (sender, physical_ms) = (self.sender, self.physical_ms);
         let mut rejected = Vec::new();
         let removed = E::part_mut(&mut self.delta.store).retain(|key, dot, value| {
             let verdict = match E::owner(key) {
+                _ if over.contains(dot) => Err(RejectReason::TooManyEntries {
+                    writer: dot.writer.clone(),
+                }),
                 _ if dot.seq == 0 || dot.seq > MAX_SEQ => {
                     Err(RejectReason::SeqOutOfRange { seq: dot.seq })
                 }

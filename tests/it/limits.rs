@@ -17,11 +17,15 @@ use libp2p::{
 };
 use officemesh::{
     net::{
-        MAX_GOSSIP_TRANSMIT_BYTES, STATE_TOPIC,
+        MAX_GOSSIP_TRANSMIT_BYTES, STATE_TOPIC, node_id,
         rate::{SYNC_REQUEST_BURST, SYNC_REQUESTS_PER_SECOND},
         sync::{SYNC_PROTOCOL, SyncCodec, SyncRequest},
     },
-    state::Digest,
+    state::{
+        Delta, Digest, Dot, Hlc, MAX_ENTRIES_PER_WRITER, Quantity, Reading, ReadingKey, Room,
+        SensorId,
+    },
+    wire,
 };
 
 use crate::support::{
@@ -34,6 +38,13 @@ const FLOOD: usize = 5000;
 
 /// Bad gossip messages the misbehaving peer publishes (the last ten oversized).
 const GOSSIP_FLOOD: usize = 2000;
+
+/// Readings past the most one writer may have that the flooding member publishes.
+const PAST_THE_LIMIT: usize = 2000;
+
+/// Readings per gossip message of the flooding member: well inside the 64 KiB a message
+/// may carry.
+const READINGS_PER_MESSAGE: usize = 400;
 
 /// A libp2p peer with the office's key (TCP, pnet, Noise, yamux, as a node dials) running
 /// `behaviour` and nothing else.
@@ -147,6 +158,60 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A member speaking gossipsub on the office's topic, with a larger size limit than the
+/// office's, so oversized messages leave it.
+fn gossiper(key_file: &std::path::Path) -> Swarm<gossipsub::Behaviour> {
+    member(key_file, |keypair| {
+        let config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .max_transmit_size(4 * MAX_GOSSIP_TRANSMIT_BYTES)
+            .build()
+            .unwrap();
+        gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+            config,
+        )
+        .unwrap()
+    })
+}
+
+/// Connects `swarm` to the node and waits until the node's subscription to the state topic
+/// is known, so a publish has somewhere to go.
+async fn join_topic(swarm: &mut Swarm<gossipsub::Behaviour>, address: Multiaddr, node: PeerId) {
+    let topic = gossipsub::IdentTopic::new(STATE_TOPIC);
+    swarm.behaviour_mut().subscribe(&topic).unwrap();
+    connect(swarm, address, node).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !swarm
+        .behaviour()
+        .all_peers()
+        .any(|(peer, topics)| *peer == node && !topics.is_empty())
+    {
+        tokio::time::timeout_at(deadline, swarm.select_next_some())
+            .await
+            .expect("the node subscribes to the state topic");
+    }
+}
+
+/// Publishes each of `messages`, letting the connection carry them as they go, then drives
+/// the swarm until everything queued is written; how many publishes gossipsub took.
+async fn publish_all(swarm: &mut Swarm<gossipsub::Behaviour>, messages: Vec<Vec<u8>>) -> usize {
+    let topic = gossipsub::IdentTopic::new(STATE_TOPIC);
+    let mut published = 0;
+    for data in messages {
+        if swarm.behaviour_mut().publish(topic.clone(), data).is_ok() {
+            published += 1;
+        }
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, swarm.next()).await {}
+    }
+    let settle = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::timeout_at(settle, swarm.select_next_some())
+        .await
+        .is_ok()
+    {}
+    published
+}
+
 /// A member that sends thousands of sync requests at once: the node answers a burst, then
 /// refuses the rest without looking through its replica, says which peer it was, keeps its
 /// memory, and goes on serving the office.
@@ -228,59 +293,22 @@ fn a_member_sending_malformed_and_oversized_gossip_is_rejected_and_the_node_stay
     let address: Multiaddr = target.dial_address().parse().unwrap();
     let target_peer: PeerId = target.peer_id().parse().unwrap();
     let (member_peer, published) = runtime().block_on(async {
-        let mut swarm = member(&key, |keypair| {
-            let config = gossipsub::ConfigBuilder::default()
-                .validation_mode(gossipsub::ValidationMode::Strict)
-                // Larger than the office allows, so the oversized messages leave this peer.
-                .max_transmit_size(4 * MAX_GOSSIP_TRANSMIT_BYTES)
-                .build()
-                .unwrap();
-            gossipsub::Behaviour::<
-                gossipsub::IdentityTransform,
-                gossipsub::AllowAllSubscriptionFilter,
-            >::new(
-                gossipsub::MessageAuthenticity::Signed(keypair.clone()),
-                config,
-            )
-            .unwrap()
-        });
+        let mut swarm = gossiper(&key);
         let member_peer = *swarm.local_peer_id();
-        let topic = gossipsub::IdentTopic::new(STATE_TOPIC);
-        swarm.behaviour_mut().subscribe(&topic).unwrap();
-        connect(&mut swarm, address, target_peer).await;
-        // Wait until the node's subscription is known, so a publish has somewhere to go.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !swarm
-            .behaviour()
-            .all_peers()
-            .any(|(peer, topics)| *peer == target_peer && !topics.is_empty())
-        {
-            tokio::time::timeout_at(deadline, swarm.select_next_some())
-                .await
-                .expect("the node subscribes to the state topic");
-        }
-        let mut published = 0usize;
-        for index in 0..GOSSIP_FLOOD {
-            // Each distinct (message ids are content hashes); none a delta.
-            let mut data = format!("not a delta {index} ").into_bytes();
-            // The last few over the size limit: the node's codec drops the RPC and closes
-            // the stream it came on, which this peer must open again.
-            if index >= GOSSIP_FLOOD - 10 {
-                data.resize(2 * MAX_GOSSIP_TRANSMIT_BYTES, b'x');
-            }
-            if swarm.behaviour_mut().publish(topic.clone(), data).is_ok() {
-                published += 1;
-            }
-            // Let the connection carry them as they go.
-            while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, swarm.next()).await {}
-        }
-        // Drive the swarm a little longer, until everything queued is written.
-        let settle = tokio::time::Instant::now() + Duration::from_secs(2);
-        while tokio::time::timeout_at(settle, swarm.select_next_some())
-            .await
-            .is_ok()
-        {}
-        (member_peer, published)
+        join_topic(&mut swarm, address, target_peer).await;
+        let messages = (0..GOSSIP_FLOOD)
+            .map(|index| {
+                // Each distinct (message ids are content hashes); none a delta.
+                let mut data = format!("not a delta {index} ").into_bytes();
+                // The last few over the size limit: the node's codec drops the RPC and
+                // closes the stream it came on, which this peer must open again.
+                if index >= GOSSIP_FLOOD - 10 {
+                    data.resize(2 * MAX_GOSSIP_TRANSMIT_BYTES, b'x');
+                }
+                data
+            })
+            .collect();
+        (member_peer, publish_all(&mut swarm, messages).await)
     });
     eprintln!(
         "{published} of {GOSSIP_FLOOD} bad gossip messages published; target resident {} -> {} MiB",
@@ -295,5 +323,143 @@ fn a_member_sending_malformed_and_oversized_gossip_is_rejected_and_the_node_stay
         member_peer,
         "rejected",
         1.0,
+    );
+}
+
+/// One writer's deltas of readings of new sensors `sensors` (a sequence number each, from
+/// `first_seq`), `READINGS_PER_MESSAGE` to a message, as a member that ignores the limit
+/// makes them; and one more that writes sensor `flood-0` again with `marker`.
+fn flood_messages(
+    writer: &officemesh::state::NodeId,
+    sensors: std::ops::Range<usize>,
+    first_seq: u64,
+    marker: f64,
+) -> Vec<Vec<u8>> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let reading = |index: usize, value: f64, logical: u32| {
+        let key = ReadingKey {
+            node: writer.clone(),
+            sensor: SensorId::new(&format!("flood-{index}")).unwrap(),
+        };
+        let reading = Reading {
+            room: Room::new("flooded").unwrap(),
+            quantity: Quantity::Temperature,
+            value,
+            at: Hlc::new(now_ms, logical),
+        };
+        (key, reading)
+    };
+    let count = sensors.len();
+    let mut messages: Vec<Vec<u8>> = sensors
+        .enumerate()
+        .collect::<Vec<_>>()
+        .chunks(READINGS_PER_MESSAGE)
+        .map(|chunk| {
+            let mut delta = Delta::default();
+            for &(offset, index) in chunk {
+                let dot = Dot::new(writer.clone(), first_seq + offset as u64);
+                let (key, value) = reading(index, 20.0, offset as u32);
+                delta.context.insert(&dot);
+                delta.store.readings.insert(key, dot, value);
+            }
+            wire::encode_delta(&delta)
+        })
+        .collect();
+    // The marker replaces the first flood's `flood-0` (its dot, sequence number 1): when a
+    // node shows it, it has taken every message before it.
+    let mut last = Delta::default();
+    let dot = Dot::new(writer.clone(), first_seq + count as u64);
+    let (key, value) = reading(0, marker, u32::MAX);
+    last.context.insert(&Dot::new(writer.clone(), 1));
+    last.context.insert(&dot);
+    last.store.readings.insert(key, dot, value);
+    messages.push(wire::encode_delta(&last));
+    messages
+}
+
+/// A member that writes more entries under its own id than one writer may have, in
+/// well-formed gossip: the node takes them up to the limit and refuses the rest, names the
+/// member, and a second flood past the limit costs it no memory.
+#[test]
+fn a_member_flooding_entries_under_its_own_id_is_held_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("swarm.key");
+    let (mut target, office) = office(dir.path(), &key);
+    let resident_before = target.resident_bytes();
+
+    let address: Multiaddr = target.dial_address().parse().unwrap();
+    let target_peer: PeerId = target.peer_id().parse().unwrap();
+    let first = MAX_ENTRIES_PER_WRITER + PAST_THE_LIMIT;
+    let second = 5 * PAST_THE_LIMIT;
+    let flooded = |target: &Node| -> (usize, Option<f64>) {
+        let Ok(state) = target.get("/api/state") else {
+            return (0, None);
+        };
+        let readings: Vec<serde_json::Value> = state["rooms"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|room| room["name"] == "flooded")
+            .flat_map(|room| room["readings"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let marker = readings
+            .iter()
+            .find(|reading| reading["sensor"] == "flood-0")
+            .and_then(|reading| reading["value"].as_f64());
+        (readings.len(), marker)
+    };
+    let taken = |target: &Node, marker: f64| {
+        wait_for("the target takes the whole flood", || {
+            match flooded(target) {
+                (count, Some(value)) if value == marker => Ok(count),
+                other => Err(format!("readings held, flood-0: {other:?}")),
+            }
+        })
+    };
+
+    let rt = runtime();
+    let mut swarm = rt.block_on(async {
+        let mut swarm = gossiper(&key);
+        join_topic(&mut swarm, address, target_peer).await;
+        swarm
+    });
+    let member_peer = *swarm.local_peer_id();
+    let writer = node_id(&member_peer);
+    let messages = flood_messages(&writer, 0..first, 1, 30.0);
+    let count = messages.len();
+    assert_eq!(rt.block_on(publish_all(&mut swarm, messages)), count);
+    let held = taken(&target, 30.0);
+    assert_eq!(
+        held, MAX_ENTRIES_PER_WRITER,
+        "held up to the limit, no more"
+    );
+    let at_limit = target.resident_bytes();
+
+    // As many again past the limit: refused, and no memory for them.
+    let messages = flood_messages(&writer, first..first + second, first as u64 + 2, 31.0);
+    let count = messages.len();
+    assert_eq!(rt.block_on(publish_all(&mut swarm, messages)), count);
+    let held = taken(&target, 31.0);
+    assert_eq!(
+        held, MAX_ENTRIES_PER_WRITER,
+        "held up to the limit, no more"
+    );
+    eprintln!(
+        "{first} then {second} readings of one member: the target holds {held}; resident {} MiB before, {} MiB at the limit, {} MiB after the second flood",
+        resident_before >> 20,
+        at_limit >> 20,
+        target.resident_bytes() >> 20
+    );
+    drop(swarm);
+    still_serving(
+        &mut target,
+        &office,
+        at_limit,
+        member_peer,
+        "more entries than one node may have",
+        2.0,
     );
 }

@@ -745,3 +745,89 @@ fn a_restarted_node_is_told_of_its_forgotten_writes_and_its_next_write_replaces_
         .collect();
     assert_eq!(entries, [5], "b holds a's new entry only");
 }
+
+// ---- entries per writer ----
+
+/// A writer has at most `MAX_ENTRIES_PER_WRITER` writes alive: its own replica refuses it a
+/// new key past them, and a replica that merges more of its new keys (from a member that
+/// ignores the rule) refuses those and keeps the rest of the delta.
+#[test]
+fn a_writer_past_its_entries_has_its_new_keys_refused_everywhere() {
+    let sensor = |index: usize| SensorId::new(&format!("s{index}")).unwrap();
+    let (mut a, mut b) = (replica(0), replica(1));
+    for index in 0..MAX_ENTRIES_PER_WRITER {
+        a.record_reading(
+            sensor(index),
+            room(0),
+            Quantity::Temperature,
+            20.0,
+            "°C",
+            START_MS,
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        a.record_reading(
+            sensor(MAX_ENTRIES_PER_WRITER),
+            room(0),
+            Quantity::Temperature,
+            20.0,
+            "°C",
+            START_MS
+        ),
+        Err(WriteError::TooManyEntries)
+    );
+    a.record_reading(
+        sensor(0),
+        room(0),
+        Quantity::Temperature,
+        21.0,
+        "°C",
+        START_MS + 1,
+    )
+    .expect("a key it has is written again");
+    merge(&mut b, a.state().clone(), &a, START_MS + 1);
+    assert_eq!(b.store().readings.len(), MAX_ENTRIES_PER_WRITER);
+
+    // Three new keys of a's past the limit, and a new write of b's own key by c: made by
+    // hand, as a member that ignores the rule would.
+    let mut flood = Delta::default();
+    for extra in 0..3u64 {
+        let dot = Dot::new(a.id().clone(), a.seq() + 1 + extra);
+        let key = ReadingKey {
+            node: a.id().clone(),
+            sensor: sensor(MAX_ENTRIES_PER_WRITER + extra as usize),
+        };
+        let value = Reading {
+            room: room(0),
+            quantity: Quantity::Temperature,
+            value: 22.0,
+            at: Hlc::new(START_MS + 2, 0),
+        };
+        flood.context.insert(&dot);
+        flood.store.readings.insert(key, dot, value);
+    }
+    let mut c = replica(2);
+    flood.join(
+        &c.record_reading(
+            sensor(0),
+            room(1),
+            Quantity::Temperature,
+            19.0,
+            "°C",
+            START_MS + 2,
+        )
+        .unwrap(),
+    );
+    let report = b.merge(flood, a.id(), START_MS + 2);
+    assert_eq!(report.rejected.len(), 3, "{:?}", report.rejected);
+    assert!(report.rejected.iter().all(|rejection| rejection.reason
+        == RejectReason::TooManyEntries {
+            writer: a.id().clone()
+        }));
+    assert_eq!(
+        b.store().readings.len(),
+        MAX_ENTRIES_PER_WRITER + 1,
+        "c's write is kept"
+    );
+}
