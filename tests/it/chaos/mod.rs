@@ -331,10 +331,11 @@ fn run(switch: &Switch, seed: u64, length: Duration) -> Vec<String> {
                     "{name}: the nodes did not agree within {PATIENCE:?} of the heal: {}",
                     disagreement(&hosts)
                 )),
-                // Not yet met after a partition (docs/reliability.md, "Healing fast"): the
-                // connections that survived it resume only at TCP's next retransmission,
-                // which backs off while the partition lasts. Said plainly in the figures and
-                // on standard error; the nodes must still agree within PATIENCE.
+                // A timing goal, printed rather than asserted (docs/reliability.md, "Healing
+                // fast"): met on this machine when it is not starved, missed by a second or
+                // two when a compiler shares its two cores with the five nodes. Said plainly
+                // in the figures and on standard error; the nodes must still agree within
+                // PATIENCE.
                 Some(time) if nemesis.is_network() && time > HEAL_GOAL => eprintln!(
                     "chaos: healing fast: {name} took {time:?} from the heal to identical state, over the goal of {HEAL_GOAL:?}"
                 ),
