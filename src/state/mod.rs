@@ -119,9 +119,11 @@ pub struct Delta {
 }
 
 impl Delta {
-    /// The part of this delta that `writer` wrote: its writes, and what the context says of
-    /// its sequence numbers (what they replaced). A valid delta on its own, which `writer`
-    /// may publish as its own.
+    /// The writes of this delta that `writer` made, with only their own dots as the context:
+    /// a valid delta on its own, which `writer` may publish as its own. What they replaced is
+    /// left out on purpose: a context claims every dot it names as seen, so a receiver drops
+    /// its writes of `writer` under those dots that the store does not hold; naming only the
+    /// writes' own dots can never remove anything (the replaced writes go by sync).
     pub fn of_writer(&self, writer: &NodeId) -> Delta {
         struct Keep<'a> {
             from: &'a Delta,
@@ -132,6 +134,7 @@ impl Delta {
             fn visit<E: Entry>(&mut self) {
                 for (key, dot, value) in E::part(&self.from.store).iter() {
                     if dot.writer == *self.writer {
+                        self.out.context.insert(dot);
                         E::part_mut(&mut self.out.store).insert(
                             key.clone(),
                             dot.clone(),
@@ -147,11 +150,7 @@ impl Delta {
             out: Delta::default(),
         };
         for_each_part(&mut keep);
-        let mut out = keep.out;
-        if let Some(seen) = self.context.get(writer) {
-            out.context.insert_set(writer.clone(), seen);
-        }
-        out
+        keep.out
     }
 
     /// The lattice join of two office states, part by part, then the contexts.

@@ -831,3 +831,47 @@ fn a_writer_past_its_entries_has_its_new_keys_refused_everywhere() {
         "c's write is kept"
     );
 }
+
+/// The writes of one writer taken out of a delta name only their own dots: merged anywhere,
+/// they add and never remove, even when the delta they came from claimed to have seen a
+/// write it did not carry.
+#[test]
+fn the_writes_of_one_writer_taken_out_of_a_delta_remove_nothing() {
+    let (mut a, mut c) = (replica(0), replica(1));
+    let first = a
+        .record_reading(
+            sensor(1),
+            room(0),
+            Quantity::Temperature,
+            20.0,
+            "°C",
+            START_MS,
+        )
+        .unwrap();
+    let second = a
+        .record_reading(
+            sensor(2),
+            room(0),
+            Quantity::Temperature,
+            21.0,
+            "°C",
+            START_MS + 1,
+        )
+        .unwrap();
+    merge(&mut c, a.state().clone(), &a, START_MS + 1);
+    assert_eq!(c.store().readings.len(), 2);
+    // A delta holding the second write whose context also names the first, which c holds.
+    let mut partial = second.clone();
+    partial.context.union(&first.context);
+    let taken = partial.of_writer(a.id());
+    assert_eq!(taken.store, second.store);
+    merge(&mut c, taken, &a, START_MS + 2);
+    assert_eq!(
+        c.store().readings.len(),
+        2,
+        "the first write is still there"
+    );
+    // The partial delta itself would have removed it: that is what a context says.
+    merge(&mut c, partial, &a, START_MS + 2);
+    assert_eq!(c.store().readings.len(), 1);
+}
